@@ -1,0 +1,348 @@
+"""The one narrow edge to the Docker engine.
+
+Domain code receives an :class:`Engine` and never talks to docker-py itself. docker is imported
+lazily so that ``reprise --help`` and the unit tests need no daemon and pay no import cost.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+from reprise.errors import BuildError, EngineError, ImageUnavailableError
+
+if TYPE_CHECKING:
+    import docker
+
+ProgressFn = Callable[[str], None]
+
+ENGINE_HINT = "start one with 'make engine' (as root), or point DOCKER_HOST at a running engine"
+_STEP_RE = re.compile(r"^Step \d+/\d+ : (.*)$")
+_NOISE_RE = re.compile(r"^( ---> |Removing intermediate container|Successfully built)")
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything needed to create one run's container; a pure value."""
+
+    image: str
+    command: Sequence[str]
+    environment: Mapping[str, str]
+    mounts: Sequence[Mount]
+    working_dir: str
+    user: str
+    labels: Mapping[str, str]
+    gpus: str | None = None
+    memory: str | None = None
+    shm_size: str | None = None
+    cpus: float | None = None
+    name: str | None = None
+
+
+@dataclass
+class ContainerExit:
+    status_code: int
+    oom_killed: bool = False
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_image_ref(ref: str) -> tuple[str, str | None, str | None]:
+    """Split ``repo[:tag][@sha256:...]`` into (repo, tag, digest)."""
+    digest = None
+    if "@" in ref:
+        ref, digest = ref.split("@", 1)
+    tag = None
+    last = ref.rsplit("/", 1)[-1]
+    if ":" in last:
+        ref, tag = ref.rsplit(":", 1)
+    return ref, tag, digest
+
+
+class Engine:
+    """A connected Docker engine."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self._client = client
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Engine:
+        import docker
+        import docker.errors
+
+        try:
+            client = docker.from_env(environment=dict(environ) if environ is not None else None)
+            client.ping()
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"no Docker engine answers ({exc})", hint=ENGINE_HINT) from exc
+        return cls(client)
+
+    # --- engine ---------------------------------------------------------------------------
+    def version(self) -> str:
+        return str(self._client.version().get("Version", "unknown"))
+
+    def info(self) -> dict[str, Any]:
+        return dict(self._client.info())
+
+    # --- images ---------------------------------------------------------------------------
+    def image_attrs(self, ref: str) -> dict[str, Any] | None:
+        import docker.errors
+
+        try:
+            return dict(self._client.api.inspect_image(ref))  # type: ignore[no-untyped-call]
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as exc:
+            if exc.status_code == 404:
+                return None
+            raise EngineError(f"could not inspect image {ref}: {exc.explanation}") from exc
+
+    def registry_digest(self, ref: str) -> str:
+        """The manifest digest a registry serves for ``ref`` (a tag or a digest reference)."""
+        import docker.errors
+
+        try:
+            data = self._client.api.inspect_distribution(ref)  # type: ignore[no-untyped-call]
+        except docker.errors.APIError as exc:
+            raise ImageUnavailableError(
+                f"the registry does not serve {ref}: {exc.explanation or exc}",
+                hint="check the image name and that the registry is reachable",
+            ) from exc
+        return str(data["Descriptor"]["digest"])
+
+    def pull(self, ref: str, progress: ProgressFn = _quiet) -> dict[str, Any]:
+        """Pull ``ref`` and return its image attributes."""
+        import docker.errors
+
+        repo, tag, digest = parse_image_ref(ref)
+        try:
+            for line in self._client.api.pull(
+                repo, tag=digest or tag or "latest", stream=True, decode=True
+            ):
+                if "error" in line:
+                    raise ImageUnavailableError(f"pull of {ref} failed: {line['error']}")
+                status = line.get("status")
+                if status and line.get("id") and "progress" not in line:
+                    progress(f"{line['id']}: {status}")
+        except docker.errors.APIError as exc:
+            raise ImageUnavailableError(
+                f"pull of {ref} failed: {exc.explanation or exc}",
+                hint="check the registry address, that it is reachable, and your login",
+            ) from exc
+        attrs = self.image_attrs(ref)
+        if attrs is None:
+            raise ImageUnavailableError(f"pull of {ref} reported success but the image is absent")
+        return attrs
+
+    def push(self, repo: str, tag: str, progress: ProgressFn = _quiet) -> str:
+        """Push ``repo:tag`` and return the manifest digest the registry reported."""
+        import docker.errors
+
+        digest: str | None = None
+        try:
+            for line in self._client.api.push(repo, tag=tag, stream=True, decode=True):
+                if "error" in line:
+                    raise EngineError(
+                        f"push of {repo}:{tag} failed: {line['error']}",
+                        hint="check the registry address, that it is reachable, and your login",
+                    )
+                aux = line.get("aux")
+                if isinstance(aux, dict) and "Digest" in aux:
+                    digest = str(aux["Digest"])
+                status = line.get("status")
+                if status and line.get("id") and "progress" not in line:
+                    progress(f"{line['id']}: {status}")
+        except docker.errors.APIError as exc:
+            raise EngineError(
+                f"push of {repo}:{tag} failed: {exc.explanation or exc}",
+                hint="check the registry address, that it is reachable, and your login",
+            ) from exc
+        if digest is None:
+            raise EngineError(f"push of {repo}:{tag} finished without a digest from the registry")
+        return digest
+
+    def tag(self, image: str, repo: str, tag: str) -> None:
+        self._client.api.tag(image, repo, tag=tag)
+
+    def remove_image(self, ref: str, *, force: bool = False) -> None:
+        import docker.errors
+
+        try:
+            self._client.api.remove_image(ref, force=force)
+        except docker.errors.ImageNotFound:
+            return
+
+    def build(
+        self,
+        context: IO[bytes],
+        tag: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        progress: ProgressFn = _quiet,
+    ) -> str:
+        """Build from a tar ``context`` (Dockerfile at its root) on the host network.
+
+        Returns the image id. On failure raises :class:`BuildError` with the failing step
+        and the tail of the log.
+        """
+        import docker.errors
+
+        log: list[str] = []
+        step: str | None = None
+        image_id: str | None = None
+        try:
+            stream = self._client.api.build(
+                fileobj=context,
+                custom_context=True,
+                tag=tag,
+                rm=True,
+                forcerm=True,
+                pull=False,
+                network_mode="host",
+                labels=dict(labels) if labels else None,
+                decode=True,
+            )
+            for chunk in stream:
+                if "stream" in chunk:
+                    for line in str(chunk["stream"]).splitlines():
+                        log.append(line)
+                        match = _STEP_RE.match(line)
+                        if match:
+                            step = match.group(1)
+                        if line.strip() and not _NOISE_RE.match(line):
+                            progress(line)
+                elif "error" in chunk:
+                    log.append(str(chunk["error"]))
+                    raise BuildError(
+                        "docker build failed",
+                        step=step,
+                        log_tail="\n".join(log[-25:]),
+                        hint="fix the failing step, then run 'reprise build' again",
+                    )
+                elif isinstance(chunk.get("aux"), dict) and "ID" in chunk["aux"]:
+                    image_id = str(chunk["aux"]["ID"])
+        except docker.errors.APIError as exc:
+            raise BuildError(
+                f"docker build failed: {exc.explanation or exc}",
+                step=step,
+                log_tail="\n".join(log[-25:]),
+            ) from exc
+        attrs = self.image_attrs(tag)
+        if attrs is None:
+            raise BuildError("docker build ended without an image", step=step, log_tail="")
+        return str(attrs["Id"]) if image_id is None else image_id
+
+    # --- containers -----------------------------------------------------------------------
+    def run_capture(self, image: str, command: Sequence[str], *, entrypoint: str = "") -> str:
+        """Run a short command with no network and return its stdout; the container is removed."""
+        import docker.errors
+
+        try:
+            out = self._client.containers.run(
+                image,
+                list(command),
+                entrypoint=entrypoint or None,
+                network_mode="none",
+                remove=True,
+                stdout=True,
+                stderr=False,
+            )
+        except docker.errors.ContainerError as exc:
+            raise EngineError(
+                f"{' '.join(command)} failed in {image}: exit {exc.exit_status}"
+            ) from exc
+        except docker.errors.APIError as exc:
+            raise EngineError(f"could not run {image}: {exc.explanation or exc}") from exc
+        return bytes(out).decode("utf-8", "replace")
+
+    def create(self, spec: ContainerSpec) -> str:
+        import docker.errors
+        from docker.types import DeviceRequest
+        from docker.types import Mount as DockerMount
+
+        kwargs: dict[str, Any] = {}
+        if spec.gpus:
+            count = -1 if spec.gpus == "all" else int(spec.gpus)
+            kwargs["device_requests"] = [DeviceRequest(count=count, capabilities=[["gpu"]])]
+        if spec.memory:
+            kwargs["mem_limit"] = spec.memory
+        if spec.shm_size:
+            kwargs["shm_size"] = spec.shm_size
+        if spec.cpus:
+            kwargs["nano_cpus"] = int(spec.cpus * 1e9)
+        mounts = [
+            DockerMount(target=m.target, source=m.source, type="bind", read_only=m.read_only)
+            for m in spec.mounts
+        ]
+        try:
+            container = self._client.containers.create(
+                spec.image,
+                list(spec.command),
+                environment=dict(spec.environment),
+                mounts=mounts,
+                working_dir=spec.working_dir,
+                user=spec.user,
+                labels=dict(spec.labels),
+                network_mode="none",
+                name=spec.name,
+                detach=True,
+                **kwargs,
+            )
+        except docker.errors.APIError as exc:
+            raise EngineError(f"could not create the container: {exc.explanation or exc}") from exc
+        return str(container.id)
+
+    def start(self, container_id: str) -> None:
+        self._client.api.start(container_id)
+
+    def logs(self, container_id: str) -> Iterator[bytes]:
+        """Follow the container's combined output from its start."""
+        stream = self._client.api.logs(
+            container_id, stream=True, follow=True, stdout=True, stderr=True
+        )
+        yield from stream
+
+    def wait(self, container_id: str) -> ContainerExit:
+        result: dict[str, Any] = dict(self._client.api.wait(container_id))
+        attrs: dict[str, Any] = dict(self._client.api.inspect_container(container_id))
+        state: dict[str, Any] = attrs.get("State") or {}
+        error = (result.get("Error") or {}).get("Message") or state.get("Error") or None
+        return ContainerExit(
+            status_code=int(result.get("StatusCode", -1)),
+            oom_killed=bool(state.get("OOMKilled", False)),
+            error=error,
+            details={"state": state},
+        )
+
+    def stop(self, container_id: str, timeout: int = 10) -> None:
+        import docker.errors
+
+        try:
+            self._client.api.stop(container_id, timeout=timeout)
+        except docker.errors.NotFound:
+            return
+
+    def remove_container(self, container_id: str) -> None:
+        import docker.errors
+
+        try:
+            self._client.api.remove_container(container_id, force=True)
+        except docker.errors.NotFound:
+            return
+
+    def containers_with_label(self, label: str) -> list[str]:
+        found = self._client.api.containers(all=True, filters={"label": label})
+        return [str(c["Id"]) for c in found]
