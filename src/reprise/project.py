@@ -1,0 +1,96 @@
+"""A project as reprise sees it: its settings, pyproject.toml and a fresh uv.lock."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reprise.errors import LockError, ProjectError
+from reprise.settings import Settings, load_settings, read_pyproject
+
+
+@dataclass(frozen=True)
+class Project:
+    settings: Settings
+    pyproject: Mapping[str, Any]
+    pyproject_bytes: bytes
+
+    @property
+    def root(self) -> Path:
+        return self.settings.root
+
+    @property
+    def requires_python(self) -> str | None:
+        value = (self.pyproject.get("project") or {}).get("requires-python")
+        return str(value) if value else None
+
+
+def find_root(start: Path) -> Path:
+    """The nearest directory at or above ``start`` with a pyproject.toml."""
+    start = start.resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / "pyproject.toml").is_file():
+            return candidate
+    raise ProjectError(
+        f"no pyproject.toml in {start} or above",
+        path=str(start),
+        hint="run reprise inside your project, or pass --project DIR",
+    )
+
+
+def load_project(root: Path, environ: Mapping[str, str] | None = None) -> Project:
+    root = root.resolve()
+    data = read_pyproject(root)
+    settings = load_settings(root, data, os.environ if environ is None else environ)
+    return Project(settings, data, (root / "pyproject.toml").read_bytes())
+
+
+def uv_binary() -> Path:
+    from uv import find_uv_bin
+
+    return Path(find_uv_bin())
+
+
+def uv_version() -> str:
+    from importlib.metadata import version
+
+    return version("uv")
+
+
+def read_lock(project: Project) -> bytes:
+    """uv.lock's bytes, once checked to exist and to match pyproject.toml."""
+    path = project.root / "uv.lock"
+    if not path.is_file():
+        raise LockError(
+            f"no uv.lock in {project.root}",
+            path=str(path),
+            hint="reprise installs exactly what uv.lock pins: run `uv lock` and commit uv.lock",
+        )
+    done = subprocess.run(
+        [
+            str(uv_binary()),
+            "lock",
+            "--check",
+            "--offline",
+            "--quiet",
+            "--project",
+            str(project.root),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "UV_NO_PROGRESS": "1"},
+    )
+    if done.returncode != 0:
+        detail = next((ln for ln in done.stderr.splitlines() if ln.startswith("error")), "")
+        raise LockError(
+            f"uv.lock is out of date with pyproject.toml in {project.root}"
+            + (f" (uv: {detail.removeprefix('error: ')})" if detail else ""),
+            path=str(path),
+            hint="run `uv lock` to update it, and commit both files",
+        )
+    return path.read_bytes()

@@ -1,0 +1,127 @@
+"""Run directories: ids, layout, atomic record writes, lookup by id, prefix or path."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from reprise import keys
+from reprise.errors import RunNotFoundError
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """Sortable by time, unique by a random suffix: 20261123-143012-5f3a9c1e."""
+    now = now or datetime.now(UTC)
+    return now.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(4)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write to a temporary file beside ``path``, fsync, rename: never half-written."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+            fh.flush()
+            os.fsync(fh.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def dump_json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_record(run_dir: Path, record: dict[str, Any]) -> None:
+    atomic_write(run_dir / keys.RUN_JSON, dump_json(record))
+
+
+def read_record(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / keys.RUN_JSON
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunNotFoundError(f"{run_dir} holds no {keys.RUN_JSON}", ref=str(run_dir)) from None
+    except json.JSONDecodeError as exc:
+        raise RunNotFoundError(f"{path} is not valid JSON: {exc}", ref=str(run_dir)) from exc
+    if not isinstance(data, dict):
+        raise RunNotFoundError(f"{path} does not hold a run record", ref=str(run_dir))
+    return data
+
+
+def create_run_dir(runs_dir: Path, experiment: str, run_id: str, files: dict[str, bytes]) -> Path:
+    """Make the run directory with its first ``files``, all at once (staged, then renamed)."""
+    parent = runs_dir / experiment
+    parent.mkdir(parents=True, exist_ok=True)
+    final = parent / run_id
+    staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.", suffix=".partial", dir=parent))
+    try:
+        for sub in keys.RUN_WRITABLE_DIRS:
+            (staging / sub).mkdir()
+        for rel, data in sorted(files.items()):
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        staging.chmod(0o755)
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def iter_run_dirs(runs_dir: Path) -> Iterator[Path]:
+    """Every run directory under ``runs_dir`` (<experiment>/<run id>/run.json)."""
+    if not runs_dir.is_dir():
+        return
+    for exp in sorted(runs_dir.iterdir()):
+        if exp.name.startswith(".") or not exp.is_dir():
+            continue
+        for run in sorted(exp.iterdir()):
+            if not run.name.startswith(".") and (run / keys.RUN_JSON).is_file():
+                yield run
+
+
+def find_run(runs_dir: Path, ref: str) -> Path:
+    """A run directory from a path, a run id, or a unique prefix of one."""
+    as_path = Path(ref)
+    if (as_path / keys.RUN_JSON).is_file():
+        return as_path
+    matches = [p for p in iter_run_dirs(runs_dir) if p.name.startswith(ref)]
+    exact = [p for p in matches if p.name == ref]
+    if exact:
+        matches = exact
+    if not matches:
+        raise RunNotFoundError(
+            f"no run matches {ref!r} under {runs_dir}",
+            ref=ref,
+            hint="`reprise ls` lists the runs; pass a run id, a unique prefix, or a run directory",
+        )
+    if len(matches) > 1:
+        names = ", ".join(p.name for p in matches[:5])
+        raise RunNotFoundError(
+            f"{ref!r} matches {len(matches)} runs ({names}{', ...' if len(matches) > 5 else ''})",
+            ref=ref,
+            hint="give more of the run id",
+        )
+    return matches[0]

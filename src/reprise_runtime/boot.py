@@ -1,0 +1,171 @@
+"""Applied at the start of every Python process in a reprise container (via sitecustomize).
+
+With REPRISE_SEED set it seeds Python's ``random`` at once, and NumPy's and torch's global RNGs
+as soon as those are imported (before the importing code gets them back), turns on torch's
+deterministic algorithms and cuDNN's deterministic mode, and fixes torch's intra-op thread
+count to REPRISE_NUM_THREADS. An unmodified script that never seeds is thereby deterministic.
+
+At exit, the first process writes what it saw (Python, packages, torch/CUDA/cuDNN, devices) to
+REPRISE_RUNTIME_RECORD. Nothing here may break the user's program: failures become warnings.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.abc
+import importlib.machinery
+import json
+import os
+import random
+import sys
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
+
+_applied: dict[str, Any] = {}
+
+
+def _warn(what: str, exc: BaseException) -> None:
+    print(f"reprise runtime: warning: {what}: {exc!r}", file=sys.stderr)
+
+
+def _seed_numpy(module: ModuleType, seed: int) -> None:
+    module.random.seed(seed)
+    _applied["numpy"] = True
+
+
+def _seed_torch(module: ModuleType, seed: int, threads: int | None) -> None:
+    module.manual_seed(seed)  # CPU and every CUDA device
+    module.use_deterministic_algorithms(True)
+    module.backends.cudnn.deterministic = True
+    module.backends.cudnn.benchmark = False
+    if threads:
+        module.set_num_threads(threads)
+    _applied["torch"] = True
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs a hook right after a top-level module has executed, once."""
+
+    def __init__(self, hooks: dict[str, Callable[[ModuleType], None]]) -> None:
+        self.hooks = hooks
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        hook = self.hooks.get(fullname)
+        if hook is None:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        del self.hooks[fullname]
+        original = loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            original(module)
+            try:
+                hook(module)
+            except Exception as exc:  # noqa: BLE001 - never break the user's program
+                _warn(f"could not seed {fullname}", exc)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def _record() -> None:
+    path = os.environ.get("REPRISE_RUNTIME_RECORD")
+    if not path:
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError:
+        return  # another process of this run wrote it first, or no place to write
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(describe(), fh, indent=2, sort_keys=True)
+    except Exception as exc:  # noqa: BLE001 - never break the user's program
+        _warn("could not write the runtime record", exc)
+
+
+def describe() -> dict[str, Any]:
+    """What this process sees: interpreter, installed packages, torch and its devices."""
+    from importlib import metadata
+
+    packages = sorted(
+        {
+            f"{d.metadata['Name']}=={d.version}"
+            for d in metadata.distributions()
+            if d.metadata["Name"]
+        },
+        key=str.lower,
+    )
+    info: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "python_executable": sys.executable,
+        "packages": packages,
+        "seeded": sorted(["python", *_applied]),
+        "seed": os.environ.get("REPRISE_SEED"),
+    }
+    if "numpy" in sys.modules:
+        info["numpy"] = sys.modules["numpy"].__version__
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        t: dict[str, Any] = {
+            "version": torch.__version__,
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version()
+            if torch.backends.cudnn.is_available()
+            else None,
+            "num_threads": torch.get_num_threads(),
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "devices": [],
+        }
+        if torch.cuda.is_available():
+            for i in range(torch.cuda.device_count()):
+                p = torch.cuda.get_device_properties(i)
+                t["devices"].append(
+                    {
+                        "name": p.name,
+                        "capability": f"{p.major}.{p.minor}",
+                        "sm_count": p.multi_processor_count,
+                        "memory": p.total_memory,
+                    }
+                )
+        info["torch"] = t
+    return info
+
+
+def apply(environ: os._Environ[str] | dict[str, str] = os.environ) -> None:
+    seed_text = environ.get("REPRISE_SEED")
+    if seed_text:
+        seed = int(seed_text)
+        threads_text = environ.get("REPRISE_NUM_THREADS")
+        threads = int(threads_text) if threads_text else None
+        random.seed(seed)
+        hooks: dict[str, Callable[[ModuleType], None]] = {}
+        if "numpy" in sys.modules:
+            _seed_numpy(sys.modules["numpy"], seed)
+        else:
+            hooks["numpy"] = lambda m: _seed_numpy(m, seed)
+        if "torch" in sys.modules:
+            _seed_torch(sys.modules["torch"], seed, threads)
+        else:
+            hooks["torch"] = lambda m: _seed_torch(m, seed, threads)
+        sys.meta_path.insert(0, _AfterImport(hooks))
+    if environ.get("REPRISE_RUNTIME_RECORD"):
+        atexit.register(_record)
+
+
+try:
+    apply()
+except Exception as exc:  # noqa: BLE001 - never break the user's program
+    _warn("seeding failed", exc)
