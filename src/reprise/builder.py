@@ -9,11 +9,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-from reprise import keys
 from reprise.engine import Engine, parse_image_ref
 from reprise.errors import ProjectError, SettingsError
-from reprise.image import BasePython, ImageInputs, ImagePlan, context_files, plan_image, write_tar
+from reprise.image import (
+    BasePython,
+    ImageInputs,
+    ImagePlan,
+    context_files,
+    image_env,
+    plan_image,
+    write_tar,
+)
 from reprise.project import Project, read_lock, uv_binary, uv_version
 from reprise.runstore import atomic_write
 from reprise.templating import template_text
@@ -183,7 +191,28 @@ def build(
     return BuildResult(plan, inputs, image_id, True, inputs.base_ref, base_digest_ref)
 
 
-def image_record(result: BuildResult) -> dict[str, object]:
+@dataclass(frozen=True)
+class RunImage:
+    """The image a run uses, as the run records it; from a build or from a past record."""
+
+    id: str
+    record: dict[str, Any]
+    dockerfile: bytes
+    lock: bytes
+    env: dict[str, str]
+
+
+def run_image(result: BuildResult) -> RunImage:
+    return RunImage(
+        id=result.image_id,
+        record=image_record(result),
+        dockerfile=result.plan.dockerfile.encode(),
+        lock=result.inputs.lock,
+        env=image_env(result.inputs.python),
+    )
+
+
+def image_record(result: BuildResult) -> dict[str, Any]:
     plan = result.plan
     return {
         "tag": plan.tag,
@@ -198,6 +227,5 @@ def image_record(result: BuildResult) -> dict[str, object]:
         "runtime_hash": plan.runtime_hash,
         "python": result.inputs.python.version,
         "repo_digest": None,
-        "registry": None,
-        "labels": {keys.LABEL_SPEC_HASH: plan.spec_hash},
+        "source": "built" if result.built else "local",
     }

@@ -207,11 +207,298 @@ def run(
     )
     engine = _engine()
     image = builder.build(project, engine, say, lock=lock)
-    run_dir = runner.execute(engine, inputs, image, say=say)
+    run_dir = runner.execute(engine, inputs, builder.run_image(image), say=say)
     record = runner.load_finished(run_dir)
     _report_run(record, run_dir, as_json)
     if record["status"] != "succeeded":
         ctx.exit(1)
+
+
+def _maybe_project(ctx: click.Context) -> Project | None:
+    from reprise.errors import ProjectError
+
+    try:
+        return _project(ctx)
+    except ProjectError:
+        if ctx.obj.get("project_dir"):
+            raise
+        return None
+
+
+def _runs_dir(ctx: click.Context, flag: str | None) -> Path:
+    from reprise.errors import UsageError
+
+    if flag:
+        return Path(flag)
+    project = _maybe_project(ctx)
+    if project is None:
+        raise UsageError(
+            "no project here to find runs in",
+            hint="run inside the project, or pass --project DIR or --runs-dir DIR",
+        )
+    return project.settings.runs_dir
+
+
+_RUNS_DIR_OPTION = click.option(
+    "--runs-dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Where runs are (default: the project's runs-dir).",
+)
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--registry", default=None, help="Registry to pull the image from, by digest.")
+@click.option(
+    "--rebuild", is_flag=True, help="Rebuild the image when it cannot be had (a new artifact)."
+)
+@click.option(
+    "--strict", is_flag=True, help="Refuse to run when the machine voids the bitwise guarantee."
+)
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write JUnit XML here.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the verdict object (a list for several runs)."
+)
+@_RUNS_DIR_OPTION
+@click.pass_context
+def reproduce(
+    ctx: click.Context,
+    runs: tuple[str, ...],
+    registry: str | None,
+    rebuild: bool,
+    strict: bool,
+    junit_path: str | None,
+    as_json: bool,
+    runs_dir: str | None,
+) -> None:
+    """Rerun past runs from their records and prove the outputs bit-for-bit identical.
+
+    RUN is a run id, a unique prefix of one, or a run directory. Exit codes: 0 identical,
+    1 diverged, 2 bad input, 3 could not reproduce (image unavailable, --strict mismatch).
+
+    \b
+    Examples:
+      reprise reproduce 20261123-1412
+      reprise reproduce runs/spiral/20261123-141200-5f3a9c1e --registry 127.0.0.1:5000/team
+      reprise reproduce RUN_A RUN_B --junit reprise-junit.xml   # in CI
+    """
+    from reprise.errors import RepriseError
+    from reprise.junit import verdicts_to_junit
+    from reprise.reproduce import Verdict, error_verdict
+    from reprise.reproduce import reproduce as reproduce_run
+    from reprise.runstore import atomic_write, find_run
+
+    where = _runs_dir(ctx, runs_dir)
+    project = _maybe_project(ctx)
+    registry = registry or (project.settings.registry if project else None)
+    engine = _engine()
+    verdicts: list[Verdict] = []
+    for ref in runs:
+        run_dir: Path | None = None
+        try:
+            run_dir = find_run(where, ref)
+            say(f"reproducing {run_dir.name}")
+            verdict = reproduce_run(
+                engine,
+                run_dir,
+                repo=project.root if project else None,
+                registry=registry,
+                rebuild=rebuild,
+                strict=strict,
+                say=say,
+            )
+        except RepriseError as exc:
+            if len(runs) == 1 and not junit_path and not as_json:
+                raise
+            click.echo(exc.render(), err=True)
+            verdict = error_verdict(ref, run_dir, exc)
+        verdicts.append(verdict)
+        if not as_json:
+            _report_verdict(verdict)
+    data = [v.to_dict() for v in verdicts]
+    if junit_path:
+        atomic_write(Path(junit_path), verdicts_to_junit(data))
+    if as_json:
+        _emit_json(data[0] if len(data) == 1 else data)
+    ctx.exit(max(v.exit_code for v in verdicts))
+
+
+def _report_verdict(verdict: Any) -> None:
+    click.echo(f"run      {verdict.run_id}")
+    if verdict.rerun_id:
+        click.echo(f"rerun    {verdict.rerun_id}  ({verdict.rerun_dir})")
+    if verdict.image:
+        click.echo(f"image    {verdict.image['id']} ({verdict.image['source']})")
+    voids = [d for d in verdict.target if d.voids]
+    click.echo(
+        "target   " + ("guarantee holds" if not voids else "; ".join(d.describe() for d in voids))
+    )
+    if verdict.verdict == "identical":
+        click.echo(f"verdict  identical ({verdict.files.to_dict()['same']} files bit-for-bit)")
+    elif verdict.verdict == "diverged":
+        click.echo("verdict  diverged")
+        for line in verdict.details:
+            click.echo(f"  - {line}")
+    else:
+        click.echo(f"verdict  error: {verdict.error}")
+
+
+@cli.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON object.")
+@_RUNS_DIR_OPTION
+@click.pass_context
+def diff(ctx: click.Context, run_a: str, run_b: str, as_json: bool, runs_dir: str | None) -> None:
+    """Compare two runs: outputs (as reproduce does), config, image, code, seed, environment.
+
+    Exit code 0 when the outputs are identical, 1 when they differ.
+
+    \b
+    Examples:
+      reprise diff 20261123-1412 20261123-1530
+      reprise diff RUN_A RUN_B --json | jq .outputs.changed
+    """
+    from reprise.rundiff import compare_runs
+    from reprise.runstore import find_run
+
+    where = _runs_dir(ctx, runs_dir)
+    a, b = find_run(where, run_a), find_run(where, run_b)
+    engine = None
+    try:
+        engine = _engine()
+    except RepriseError:
+        say("no engine: tensor files are compared by hash only")
+    result = compare_runs(a, b, engine)
+    if as_json:
+        _emit_json(result)
+    else:
+        for line in result["summary"]:
+            click.echo(line)
+    ctx.exit(0 if result["outputs"]["identical"] else 1)
+
+
+@cli.command()
+@click.argument("run")
+@click.option(
+    "--registry", default=None, help="Registry (default: REPRISE_REGISTRY / [tool.reprise])."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help='Print {"run_id": ..., "pushed": "repo@sha256:..."}.'
+)
+@_RUNS_DIR_OPTION
+@click.pass_context
+def push(
+    ctx: click.Context, run: str, registry: str | None, as_json: bool, runs_dir: str | None
+) -> None:
+    """Push a run's image to a registry and record its digest in the run.
+
+    \b
+    Example:
+      reprise push 20261123-1412 --registry 127.0.0.1:5000/team
+    """
+    from reprise.errors import UsageError
+    from reprise.runstore import find_run
+    from reprise.share import push_run
+
+    run_dir = find_run(_runs_dir(ctx, runs_dir), run)
+    project = _maybe_project(ctx)
+    registry = registry or (project.settings.registry if project else None)
+    if not registry:
+        raise UsageError("no registry given", hint="pass --registry, or set REPRISE_REGISTRY")
+    ref = push_run(_engine(), run_dir, registry.rstrip("/"), say)
+    if as_json:
+        _emit_json({"run_id": run_dir.name, "pushed": ref})
+    else:
+        click.echo(ref)
+
+
+@cli.group()
+def ci() -> None:
+    """Replay past runs in CI."""
+
+
+@ci.command("init")
+@click.argument("runs", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    default=".github/workflows/reprise-replay.yml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the workflow.",
+)
+@click.option(
+    "--runner", default="self-hosted,gpu", show_default=True, help="Runner labels, comma-separated."
+)
+@click.option("--cron", default="0 3 * * 1", show_default=True, help="When to replay.")
+@click.option("--registry", default=None, help="Registry the runs' images were pushed to.")
+@click.option(
+    "--install",
+    "install_spec",
+    default=f"reprise=={__version__}",
+    show_default=True,
+    help="What `uv tool install` installs on the runner.",
+)
+@click.option("--timeout-minutes", default=120, show_default=True, type=int)
+@click.option("--force", is_flag=True, help="Overwrite an existing workflow file.")
+@_RUNS_DIR_OPTION
+@click.pass_context
+def ci_init(
+    ctx: click.Context,
+    runs: tuple[str, ...],
+    output: str,
+    runner: str,
+    cron: str,
+    registry: str | None,
+    install_spec: str,
+    timeout_minutes: int,
+    force: bool,
+    runs_dir: str | None,
+) -> None:
+    """Write a GitHub Actions workflow that replays RUNS and fails on divergence.
+
+    \b
+    Example:
+      reprise ci init 20261123-1412 --registry ghcr.io/acme/reprise
+      git add .github/workflows/reprise-replay.yml runs/ && git commit -m "replay in CI"
+    """
+    from reprise.ciconfig import render_workflow
+    from reprise.errors import UsageError
+    from reprise.runstore import atomic_write, find_run
+
+    where = _runs_dir(ctx, runs_dir)
+    project = _maybe_project(ctx)
+    base = project.root if project else Path.cwd()
+    run_ids = [find_run(where, ref).name for ref in runs]
+    path = Path(output)
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists", hint="pass --force to overwrite it")
+    text = render_workflow(
+        runs=run_ids,
+        runs_dir=_relative_to(where.resolve(), base.resolve()),
+        runner=[label.strip() for label in runner.split(",") if label.strip()],
+        cron=cron,
+        registry=registry or (project.settings.registry if project else None),
+        install_spec=install_spec,
+        timeout_minutes=timeout_minutes,
+    )
+    atomic_write(path, text)
+    click.echo(str(path))
+
+
+def _relative_to(path: Path, base: Path) -> str:
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _report_run(record: dict[str, Any], run_dir: Path, as_json: bool) -> None:

@@ -246,23 +246,41 @@ class Engine:
         return str(attrs["Id"]) if image_id is None else image_id
 
     # --- containers -----------------------------------------------------------------------
-    def run_capture(self, image: str, command: Sequence[str], *, entrypoint: str = "") -> str:
+    def run_capture(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        entrypoint: str = "",
+        mounts: Sequence[Mount] = (),
+        environment: Mapping[str, str] | None = None,
+    ) -> str:
         """Run a short command with no network and return its stdout; the container is removed."""
         import docker.errors
+        from docker.types import Mount as DockerMount
 
         try:
             out = self._client.containers.run(
                 image,
                 list(command),
                 entrypoint=entrypoint or None,
+                mounts=[
+                    DockerMount(
+                        target=m.target, source=m.source, type="bind", read_only=m.read_only
+                    )
+                    for m in mounts
+                ],
+                environment=dict(environment or {}),
                 network_mode="none",
                 remove=True,
                 stdout=True,
                 stderr=False,
             )
         except docker.errors.ContainerError as exc:
+            stderr = bytes(exc.stderr or b"").decode("utf-8", "replace").strip()[-2000:]
             raise EngineError(
-                f"{' '.join(command)} failed in {image}: exit {exc.exit_status}"
+                f"{' '.join(command)[:200]} failed in {image}: exit {exc.exit_status}"
+                + (f"\n{stderr}" if stderr else "")
             ) from exc
         except docker.errors.APIError as exc:
             raise EngineError(f"could not run {image}: {exc.explanation or exc}") from exc

@@ -110,7 +110,11 @@ def working_tree_patch(top: Path, *, subdir: str = "", exclude: tuple[Path, ...]
                 rel = path.resolve().relative_to(top.resolve())
             except ValueError:
                 continue  # outside the repository: nothing to exclude
-            specs.append(f":(exclude){rel.as_posix()}")
+            ignored = subprocess.run(
+                ["git", "-C", str(top), "check-ignore", "-q", rel.as_posix()], check=False
+            )
+            if ignored.returncode != 0:  # git refuses to name an ignored path, even to exclude it
+                specs.append(f":(exclude){rel.as_posix()}")
         _git(top, "add", "-A", "--", *specs, env=env)
         relative = [f"--relative={subdir}"] if subdir else []
         return _git(

@@ -3,6 +3,7 @@ stream its output, and finish the record (status, exit code, manifest) whatever 
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shlex
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from reprise import __version__, keys
-from reprise.builder import BuildResult, image_record
+from reprise.builder import RunImage
 from reprise.config import (
     apply_overrides,
     config_hash,
@@ -23,13 +24,21 @@ from reprise.config import (
     parse_override,
 )
 from reprise.engine import ContainerSpec, Engine, Mount
-from reprise.errors import ConfigError, RepriseError, UsageError
+from reprise.errors import ConfigError, RepriseError, SettingsError, UsageError
 from reprise.gitrepo import CodeState, code_state, export_code, require_clean
 from reprise.hostinfo import describe_host
-from reprise.image import image_env
+from reprise.image import sha256
 from reprise.manifest import manifest_of_run
 from reprise.project import Project
-from reprise.runstore import create_run_dir, new_run_id, read_record, utc_now, write_record
+from reprise.runstore import (
+    atomic_write,
+    create_run_dir,
+    new_run_id,
+    read_record,
+    utc_now,
+    write_record,
+)
+from reprise.settings import parse_gpus
 
 Say = Callable[[str], None]
 LOG_TAIL_LINES = 40
@@ -39,7 +48,8 @@ LOG_TAIL_LINES = 40
 class RunInputs:
     """Everything a run is made of, validated, before anything is written."""
 
-    project: Project
+    runs_dir: Path
+    project_name: str
     experiment: str
     command: tuple[str, ...]
     config_text: str
@@ -97,11 +107,12 @@ def prepare_run(
     require_clean(state, allow_dirty=allow_dirty)
     n_threads = threads or settings.threads or os.cpu_count() or 1
     return RunInputs(
-        project=project,
+        runs_dir=settings.runs_dir,
+        project_name=settings.project_name,
         experiment=settings.experiment,
         command=tuple(command) if command else settings.command,
         config_text=dump_config(config),
-        config_source=str(settings.config.relative_to(project.root)) if settings.config else None,
+        config_source=_relative(settings.config, project.root) if settings.config else None,
         overrides=tuple(overrides),
         seed=seed_value,
         seed_source=seed_source,
@@ -109,6 +120,13 @@ def prepare_run(
         code=state,
         gpus=gpus if gpus is not None else settings.gpus,
     )
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _container_user() -> tuple[str, int, int]:
@@ -148,7 +166,7 @@ def run_environment(inputs: RunInputs, run_id: str) -> dict[str, str]:
 
 
 def initial_record(
-    inputs: RunInputs, image: BuildResult, run_id: str, engine_version: str
+    inputs: RunInputs, image: RunImage, run_id: str, engine_version: str
 ) -> dict[str, Any]:
     code = inputs.code
     return {
@@ -156,7 +174,7 @@ def initial_record(
         "reprise_version": __version__,
         "run_id": run_id,
         "experiment": inputs.experiment,
-        "project": inputs.project.settings.project_name,
+        "project": inputs.project_name,
         "status": "running",
         "exit_code": None,
         "reason": None,
@@ -166,7 +184,7 @@ def initial_record(
         "duration_s": None,
         "command": list(inputs.command),
         "reproduces": inputs.reproduces,
-        "image": image_record(image),
+        "image": dict(image.record),
         "code": {
             "remote": code.remote,
             "commit": code.commit,
@@ -186,7 +204,7 @@ def initial_record(
         "threads": inputs.threads,
         "gpus": inputs.gpus,
         "environment": {
-            "image": image_env(image.inputs.python),
+            "image": dict(image.env),
             "run": run_environment(inputs, run_id),
         },
         "container": None,
@@ -211,15 +229,14 @@ def _tail(path: Path, lines: int) -> str:
 def execute(
     engine: Engine,
     inputs: RunInputs,
-    image: BuildResult,
+    image: RunImage,
     *,
     say: Say,
     console: IO[bytes] | None = None,
 ) -> Path:
     """Run the job; returns the run directory, whose run.json holds the final status."""
-    settings = inputs.project.settings
     run_id = new_run_id()
-    code_path = code_dir(settings.runs_dir, inputs.code)
+    code_path = code_dir(inputs.runs_dir, inputs.code)
     export_code(
         inputs.code.root,
         inputs.code.commit,
@@ -230,12 +247,12 @@ def execute(
     record = initial_record(inputs, image, run_id, engine.version())
     files: dict[str, bytes] = {
         keys.RUN_CONFIG: inputs.config_text.encode(),
-        keys.RUN_DOCKERFILE: image.plan.dockerfile.encode(),
-        keys.RUN_LOCK: image.inputs.lock,
+        keys.RUN_DOCKERFILE: image.dockerfile,
+        keys.RUN_LOCK: image.lock,
     }
     if inputs.code.dirty:
         files[keys.RUN_PATCH] = inputs.code.patch
-    run_dir = create_run_dir(settings.runs_dir, inputs.experiment, run_id, files)
+    run_dir = create_run_dir(inputs.runs_dir, inputs.experiment, run_id, files)
     write_record(run_dir, record)
     say(f"run {run_id} in {run_dir}")
     return _run_container(engine, inputs, image, run_dir, code_path, record, say, console)
@@ -244,7 +261,7 @@ def execute(
 def _run_container(
     engine: Engine,
     inputs: RunInputs,
-    image: BuildResult,
+    image: RunImage,
     run_dir: Path,
     code_path: Path,
     record: dict[str, Any],
@@ -262,7 +279,7 @@ def _run_container(
         Mount(str(code_path.resolve()), keys.CONTAINER_CODE, read_only=True),
     ]
     spec = ContainerSpec(
-        image=image.image_id,
+        image=image.id,
         command=list(inputs.command),
         environment=record["environment"]["run"],
         mounts=mounts,
@@ -317,8 +334,6 @@ def _run_container(
 
 
 def _finish(run_dir: Path, record: dict[str, Any], status: str, exit_code: int | None) -> None:
-    import json
-
     record["status"] = status
     record["exit_code"] = exit_code
     now = datetime.now(UTC)
@@ -334,11 +349,7 @@ def _finish(run_dir: Path, record: dict[str, Any], status: str, exit_code: int |
             record["runtime"] = None
     manifest = manifest_of_run(run_dir)
     text = manifest.to_json()
-    from reprise.runstore import atomic_write
-
     atomic_write(run_dir / keys.RUN_MANIFEST, text)
-    from reprise.image import sha256
-
     record["manifest"] = {
         "algorithm": manifest.algorithm,
         "files": len(manifest.files),
@@ -363,8 +374,6 @@ def load_finished(run_dir: Path) -> dict[str, Any]:
 def validate_gpus_flag(value: str | None) -> str | None:
     if value is None:
         return None
-    from reprise.errors import SettingsError
-    from reprise.settings import parse_gpus
 
     try:
         return parse_gpus(value, key="--gpus")

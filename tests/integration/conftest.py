@@ -9,11 +9,48 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from reprise import builder, runner
 from reprise.engine import Engine
 from reprise.errors import EngineError
+from reprise.project import Project, load_project
+from reprise.runstore import read_record
+
+from ..projects import copy_example, init_repo
+
+# Scripts added to the example's copy, each provoking one behaviour.
+EXTRA_SCRIPTS = {
+    # Never seeds anything itself.
+    "unseeded.py": (
+        "import numpy as np, torch, random\n"
+        "from reprise_runtime import outputs_dir\n"
+        "d = outputs_dir(); d.mkdir(parents=True, exist_ok=True)\n"
+        "(d / 'draws.txt').write_text(f'{random.random()!r} {np.random.rand()!r} {torch.rand(3).tolist()!r}\\n')\n"
+    ),
+    "fail.py": "import sys\nprint('about to fail')\nsys.exit(3)\n",
+    # One deterministic output, one that holds the wall-clock time.
+    "clock.py": (
+        "import time\nfrom reprise_runtime import outputs_dir\n"
+        "d = outputs_dir(); d.mkdir(parents=True, exist_ok=True)\n"
+        "(d / 'fixed.txt').write_text('always the same\\n')\n"
+        "(d / 'time.txt').write_text(repr(time.time()))\n"
+    ),
+    # Metrics identical up to step 4, then perturbed by real entropy.
+    "drift.py": (
+        "import os\nfrom reprise_runtime import log_metrics\n"
+        "for step in range(1, 9):\n"
+        "    noise = int.from_bytes(os.urandom(4), 'big') * 1e-12 if step >= 5 else 0.0\n"
+        "    log_metrics(step=step, loss=1.0 / step + noise, lr=0.1)\n"
+    ),
+}
+
+
+def quiet(_: str) -> None:
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +99,61 @@ def cleanup(engine: Engine) -> Iterator[Cleanup]:
     c = Cleanup(engine)
     yield c
     c.run()
+
+
+@pytest.fixture(scope="session")
+def example(tmp_path_factory: pytest.TempPathFactory, engine: Engine, base_image: str) -> Path:
+    """A committed copy of examples/spiral, plus EXTRA_SCRIPTS, in its own git repository."""
+    root = copy_example(tmp_path_factory.mktemp("example") / "spiral")
+    for name, text in EXTRA_SCRIPTS.items():
+        (root / name).write_text(text)
+    init_repo(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def project(example: Path) -> Project:
+    return load_project(example)
+
+
+@pytest.fixture(scope="session")
+def image(project: Project, engine: Engine) -> builder.BuildResult:
+    """The example's image: built once per machine (content-addressed), then reused."""
+    return builder.build(project, engine, quiet)
+
+
+class Sink:
+    """Collects the job's console output instead of the terminal."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write(self, b: bytes) -> int:
+        self.data += b
+        return len(b)
+
+    def flush(self) -> None:
+        return None
+
+
+def run_example(
+    project: Project,
+    engine: Engine,
+    image: builder.BuildResult,
+    *,
+    command: list[str] | None = None,
+    seed: int | None = None,
+    allow_dirty: bool = False,
+    overrides: tuple[str, ...] = (),
+) -> tuple[Path, dict[str, Any]]:
+    inputs = runner.prepare_run(
+        project,
+        overrides=overrides,
+        seed=seed,
+        command=command,
+        allow_dirty=allow_dirty,
+        gpus=None,
+        threads=None,
+    )
+    run_dir = runner.execute(engine, inputs, builder.run_image(image), say=quiet, console=Sink())  # type: ignore[arg-type]
+    return run_dir, read_record(run_dir)

@@ -9,37 +9,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from reprise import builder, runner
+from reprise import builder
 from reprise.cli import cli
 from reprise.engine import Engine
 from reprise.project import Project, load_project
-from reprise.runstore import read_record
 
-from ..projects import copy_example, git, init_repo
-
-
-def _quiet(_: str) -> None:
-    return None
-
-
-@pytest.fixture(scope="module")
-def example(tmp_path_factory: pytest.TempPathFactory, engine: Engine, base_image: str) -> Path:
-    root = copy_example(tmp_path_factory.mktemp("example") / "spiral")
-    # Two extra scripts: one that never seeds, one that fails.
-    (root / "unseeded.py").write_text(
-        "import numpy as np, torch, random\n"
-        "from reprise_runtime import outputs_dir\n"
-        "d = outputs_dir(); d.mkdir(parents=True, exist_ok=True)\n"
-        "(d / 'draws.txt').write_text(f'{random.random()!r} {np.random.rand()!r} {torch.rand(3).tolist()!r}\\n')\n"
-    )
-    (root / "fail.py").write_text("import sys\nprint('about to fail')\nsys.exit(3)\n")
-    init_repo(root)
-    return root
-
-
-@pytest.fixture(scope="module")
-def project(example: Path) -> Project:
-    return load_project(example)
+from ..projects import git
+from .conftest import quiet, run_example
 
 
 class SpyEngine(Engine):
@@ -54,16 +30,11 @@ class SpyEngine(Engine):
         return super().build(*args, **kwargs)
 
 
-@pytest.fixture(scope="module")
-def image(project: Project, engine: Engine) -> builder.BuildResult:
-    return builder.build(project, engine, _quiet)
-
-
 def test_second_build_calls_no_docker_build(
     project: Project, engine: Engine, image: builder.BuildResult
 ) -> None:
     spy = SpyEngine(engine)
-    again = builder.build(project, spy, _quiet)
+    again = builder.build(project, spy, quiet)
     assert spy.builds == 0
     assert not again.built
     assert again.image_id == image.image_id
@@ -84,47 +55,11 @@ def test_ca_bundle_is_absent_from_the_image(engine: Engine, image: builder.Build
     assert not any("ca-bundle" in step for step in final_stage)
 
 
-def _run(
-    project: Project,
-    engine: Engine,
-    image: builder.BuildResult,
-    *,
-    command: list[str] | None = None,
-    seed: int | None = None,
-    allow_dirty: bool = False,
-    overrides: tuple[str, ...] = (),
-) -> tuple[Path, dict[str, Any]]:
-    inputs = runner.prepare_run(
-        project,
-        overrides=overrides,
-        seed=seed,
-        command=command,
-        allow_dirty=allow_dirty,
-        gpus=None,
-        threads=None,
-    )
-    sink = _Sink()
-    run_dir = runner.execute(engine, inputs, image, say=_quiet, console=sink)  # type: ignore[arg-type]
-    return run_dir, read_record(run_dir)
-
-
-class _Sink:
-    def __init__(self) -> None:
-        self.data = b""
-
-    def write(self, b: bytes) -> int:
-        self.data += b
-        return len(b)
-
-    def flush(self) -> None:
-        return None
-
-
 @pytest.fixture(scope="module")
 def first_run(
     project: Project, engine: Engine, image: builder.BuildResult
 ) -> tuple[Path, dict[str, Any]]:
-    return _run(project, engine, image)
+    return run_example(project, engine, image)
 
 
 def test_run_succeeds_with_a_complete_record(
@@ -183,26 +118,26 @@ def test_same_seed_gives_identical_manifests(
     image: builder.BuildResult,
 ) -> None:
     run_dir, _ = first_run
-    second_dir, second = _run(project, engine, image)
+    second_dir, second = run_example(project, engine, image)
     assert second["run_id"] != first_run[1]["run_id"]
     assert (run_dir / "manifest.json").read_text() == (second_dir / "manifest.json").read_text()
-    third_dir, _ = _run(project, engine, image, seed=99)
+    third_dir, _ = run_example(project, engine, image, seed=99)
     assert (third_dir / "manifest.json").read_text() != (run_dir / "manifest.json").read_text()
 
 
 def test_unseeded_script_is_deterministic(
     project: Project, engine: Engine, image: builder.BuildResult
 ) -> None:
-    a, _ = _run(project, engine, image, command=["python", "unseeded.py"])
-    b, _ = _run(project, engine, image, command=["python", "unseeded.py"])
-    c, _ = _run(project, engine, image, command=["python", "unseeded.py"], seed=5)
+    a, _ = run_example(project, engine, image, command=["python", "unseeded.py"])
+    b, _ = run_example(project, engine, image, command=["python", "unseeded.py"])
+    c, _ = run_example(project, engine, image, command=["python", "unseeded.py"], seed=5)
     draws = (a / "outputs/draws.txt").read_text()
     assert draws == (b / "outputs/draws.txt").read_text()
     assert draws != (c / "outputs/draws.txt").read_text()
 
 
 def test_failing_command(project: Project, engine: Engine, image: builder.BuildResult) -> None:
-    run_dir, record = _run(project, engine, image, command=["python", "fail.py"])
+    run_dir, record = run_example(project, engine, image, command=["python", "fail.py"])
     assert record["status"] == "failed"
     assert record["exit_code"] == 3
     failed = (run_dir / "FAILED").read_text()
@@ -220,7 +155,7 @@ def test_dirty_tree_refused_then_run_with_patch(
         )
         assert result.exit_code == 2 and "uncommitted changes" in result.stderr
         project = load_project(example)
-        run_dir, record = _run(
+        run_dir, record = run_example(
             project,
             engine,
             image,

@@ -132,3 +132,29 @@ def test_repo_names_are_valid(name: str) -> None:
     repo = image_repo(name)
     assert repo == repo.lower()
     assert " " not in repo and "!" not in repo
+
+
+def test_golden_ci_workflow() -> None:
+    from reprise.ciconfig import render_workflow
+
+    text = render_workflow(
+        runs=["20261123-141200-5f3a9c1e", "20261122-090000-00000000"],
+        runs_dir="runs",
+        runner=["self-hosted", "gpu"],
+        cron="0 3 * * 1",
+        registry="127.0.0.1:5000/team",
+        install_spec="reprise==0.1.0",
+        timeout_minutes=120,
+    )
+    check_golden("github-replay.yml", text)
+    import yaml
+
+    workflow = yaml.safe_load(text)
+    run_step = workflow["jobs"]["replay"]["steps"][2]["run"]
+    assert run_step.split()[:4] == [
+        "reprise",
+        "reproduce",
+        "20261122-090000-00000000",
+        "20261123-141200-5f3a9c1e",
+    ]
+    assert "--junit reprise-junit.xml" in run_step

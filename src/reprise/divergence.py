@@ -1,0 +1,210 @@
+"""Where two runs differ: metrics lines, records, and the target machine. Pure functions."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+TENSOR_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".npy", ".npz")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def diff_jsonl(original: str, rerun: str) -> dict[str, Any] | None:
+    """The first record (line) that differs, its differing keys, and by how much."""
+    lines_a = original.splitlines()
+    lines_b = rerun.splitlines()
+    for index, (la, lb) in enumerate(zip(lines_a, lines_b, strict=False)):
+        if la == lb:
+            continue
+        report: dict[str, Any] = {"line": index + 1}
+        try:
+            ra, rb = json.loads(la), json.loads(lb)
+        except ValueError:
+            report.update({"original": la[:200], "rerun": lb[:200], "parsed": False})
+            return report
+        if not isinstance(ra, dict) or not isinstance(rb, dict):
+            report.update({"original": la[:200], "rerun": lb[:200], "parsed": False})
+            return report
+        if "step" in ra:
+            report["step"] = ra["step"]
+        keys = [
+            k for k in sorted(ra.keys() | rb.keys()) if ra.get(k, _MISSING) != rb.get(k, _MISSING)
+        ]
+        first = keys[0]
+        va, vb = ra.get(first), rb.get(first)
+        report.update({"key": first, "keys": keys, "original": va, "rerun": vb})
+        na, nb = _number(va), _number(vb)
+        if na is not None and nb is not None:
+            delta = abs(na - nb)
+            report["abs_diff"] = delta
+            if na != 0 and math.isfinite(delta):
+                report["rel_diff"] = delta / abs(na)
+        return report
+    if len(lines_a) != len(lines_b):
+        return {
+            "line": min(len(lines_a), len(lines_b)) + 1,
+            "records": {"original": len(lines_a), "rerun": len(lines_b)},
+        }
+    return None
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING = _Missing()
+
+
+def describe_jsonl(path: str, report: Mapping[str, Any]) -> str:
+    if "records" in report:
+        r = report["records"]
+        return f"{path}: {r['original']} records originally, {r['rerun']} in the rerun"
+    where = f"line {report['line']}"
+    if "step" in report:
+        where += f" (step {report['step']})"
+    if "key" not in report:
+        return f"{path}: first difference at {where}"
+    text = f"{path}: first difference at {where}, key {report['key']!r}: {report['original']!r} -> {report['rerun']!r}"
+    if "abs_diff" in report:
+        text += f" (abs diff {report['abs_diff']:.3g})"
+    others = [k for k in report["keys"] if k != report["key"]]
+    if others:
+        text += f"; also {', '.join(others)}"
+    return text
+
+
+def describe_tensors(path: str, report: Mapping[str, Any]) -> list[str]:
+    if not report.get("loadable"):
+        return [f"{path}: not loadable as tensors ({report.get('error', 'unknown')})"]
+    lines = []
+    for t in report.get("tensors", []):
+        if t["status"] == "changed":
+            lines.append(
+                f"{path}: tensor {t['name']} differs, max abs diff {t['max_abs_diff']:.3g} "
+                f"({t['elements_differing']} of shape {t['shape']})"
+            )
+        elif t["status"] in ("shape", "dtype"):
+            lines.append(
+                f"{path}: tensor {t['name']} {t['status']} {t['original']} -> {t['rerun']}"
+            )
+        else:
+            lines.append(f"{path}: tensor {t['name']} is {t['status']} in the rerun")
+    for v in report.get("values", []):
+        lines.append(f"{path}: value {v['name']} {v['original']} -> {v['rerun']}")
+    return lines or [f"{path}: bytes differ, but every tensor and value is equal"]
+
+
+# --- the target machine --------------------------------------------------------------------
+@dataclass(frozen=True)
+class TargetDifference:
+    field: str
+    original: Any
+    current: Any
+    voids: bool  # True: bitwise reproducibility is not guaranteed across this difference
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "field": self.field,
+            "original": self.original,
+            "current": self.current,
+            "voids": self.voids,
+        }
+
+    def describe(self) -> str:
+        kind = "voids the bitwise guarantee" if self.voids else "noted"
+        return f"{self.field}: {self.original!r} -> {self.current!r} ({kind})"
+
+
+def _gpu_view(host: Mapping[str, Any], runtime: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    gpus = [dict(g) for g in (host.get("gpu") or {}).get("gpus") or []]
+    devices = ((runtime or {}).get("torch") or {}).get("devices") or []
+    for gpu, device in zip(gpus, devices, strict=False):
+        gpu.setdefault("sm_count", device.get("sm_count"))
+    return gpus
+
+
+def target_differences(
+    original_host: Mapping[str, Any],
+    original_runtime: Mapping[str, Any] | None,
+    current_host: Mapping[str, Any],
+    *,
+    uses_gpu: bool,
+) -> list[TargetDifference]:
+    """What differs between the machine a run was made on and this one, and what that voids.
+
+    cuBLAS/cuDNN results are bitwise reproducible only on the same GPU architecture with the
+    same SM count; CPU kernels (oneDNN, MKL, OpenBLAS) pick code paths by CPU model.
+    """
+    diffs: list[TargetDifference] = []
+
+    def check(field: str, a: Any, b: Any, voids: bool) -> None:
+        if a != b:
+            diffs.append(TargetDifference(field, a, b, voids))
+
+    check("cpu architecture", original_host.get("arch"), current_host.get("arch"), True)
+    check("cpu model", original_host.get("cpu"), current_host.get("cpu"), not uses_gpu)
+    a_gpus = _gpu_view(original_host, original_runtime)
+    b_gpus = _gpu_view(current_host, None)
+    if uses_gpu or a_gpus or b_gpus:
+        check("gpu count", len(a_gpus), len(b_gpus), uses_gpu)
+        for i, (ga, gb) in enumerate(zip(a_gpus, b_gpus, strict=False)):
+            check(f"gpu {i} model", ga.get("name"), gb.get("name"), uses_gpu)
+            check(
+                f"gpu {i} compute capability",
+                ga.get("compute_capability"),
+                gb.get("compute_capability"),
+                uses_gpu,
+            )
+            if gb.get("sm_count") is not None:
+                check(f"gpu {i} SM count", ga.get("sm_count"), gb.get("sm_count"), uses_gpu)
+            check(f"gpu {i} driver", ga.get("driver"), gb.get("driver"), False)
+        check(
+            "cuda (driver)",
+            (original_host.get("gpu") or {}).get("cuda"),
+            (current_host.get("gpu") or {}).get("cuda"),
+            False,
+        )
+    check(
+        "docker version",
+        original_host.get("docker_version"),
+        current_host.get("docker_version"),
+        False,
+    )
+    return diffs
+
+
+# --- records -------------------------------------------------------------------------------
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key in sorted(value):
+            out.update(flatten(value[key], f"{prefix}{key}."))
+        return out
+    return {prefix[:-1] if prefix else "<root>": value}
+
+
+def diff_mappings(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:
+    fa, fb = flatten(dict(a)), flatten(dict(b))
+    out = []
+    for key in sorted(fa.keys() | fb.keys()):
+        va, vb = fa.get(key, _MISSING), fb.get(key, _MISSING)
+        if va != vb:
+            out.append(
+                {
+                    "key": key,
+                    "a": None if va is _MISSING else va,
+                    "b": None if vb is _MISSING else vb,
+                    "only_in": "a" if vb is _MISSING else "b" if va is _MISSING else None,
+                }
+            )
+    return out
