@@ -39,7 +39,7 @@ def test_patch_roundtrip_with_untracked_and_binary_files(tmp_path: Path) -> None
     (proj / "new.bin").write_bytes(bytes(range(256)))
     state = code_state(proj)
     assert state.dirty and state.patch_hash is not None
-    with pytest.raises(DirtyTreeError, match="train.py"):
+    with pytest.raises(DirtyTreeError, match=r"train\.py"):
         require_clean(state, allow_dirty=False)
     dest = tmp_path / "code"
     export_code(root, state.commit, state.patch, dest, subdir=state.subdir)
