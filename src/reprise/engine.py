@@ -277,7 +277,8 @@ class Engine:
                 stderr=False,
             )
         except docker.errors.ContainerError as exc:
-            stderr = bytes(exc.stderr or b"").decode("utf-8", "replace").strip()[-2000:]
+            raw = exc.stderr or b""
+            stderr = (raw if isinstance(raw, str) else raw.decode("utf-8", "replace")).strip()[-2000:]
             raise EngineError(
                 f"{' '.join(command)[:200]} failed in {image}: exit {exc.exit_status}"
                 + (f"\n{stderr}" if stderr else "")
