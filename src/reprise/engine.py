@@ -278,7 +278,8 @@ class Engine:
             )
         except docker.errors.ContainerError as exc:
             raw = exc.stderr or b""
-            stderr = (raw if isinstance(raw, str) else raw.decode("utf-8", "replace")).strip()[-2000:]
+            text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+            stderr = text.strip()[-2000:]
             raise EngineError(
                 f"{' '.join(command)[:200]} failed in {image}: exit {exc.exit_status}"
                 + (f"\n{stderr}" if stderr else "")
