@@ -280,7 +280,8 @@ def reproduce(
 ) -> None:
     """Rerun past runs from their records and prove the outputs bit-for-bit identical.
 
-    RUN is a run id, a unique prefix of one, or a run directory. Exit codes: 0 identical,
+    RUN is a run id, a unique prefix of one, a run directory, or a bundle file (imported
+    first). Exit codes: 0 identical,
     1 diverged, 2 bad input, 3 could not reproduce (image unavailable, --strict mismatch).
 
     \b
@@ -303,7 +304,13 @@ def reproduce(
     for ref in runs:
         run_dir: Path | None = None
         try:
-            run_dir = find_run(where, ref)
+            if Path(ref).is_file():
+                from reprise.bundle import import_bundle
+
+                say(f"importing bundle {ref}")
+                run_dir = import_bundle(engine, Path(ref), where, say).run_dir
+            else:
+                run_dir = find_run(where, ref)
             say(f"reproducing {run_dir.name}")
             verdict = reproduce_run(
                 engine,
@@ -418,6 +425,112 @@ def push(
         _emit_json({"run_id": run_dir.name, "pushed": ref})
     else:
         click.echo(ref)
+
+
+@cli.group()
+def bundle() -> None:
+    """Self-contained run files (image + config + code + metadata) for collaborators."""
+
+
+@bundle.command("export")
+@click.argument("run")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="Bundle file to write."
+)
+@click.option("--with-outputs", is_flag=True, help="Also carry every file the run produced.")
+@click.option("--json", "as_json", is_flag=True, help="Print the bundle's summary as JSON.")
+@_RUNS_DIR_OPTION
+@click.pass_context
+def bundle_export(
+    ctx: click.Context,
+    run: str,
+    output: str,
+    with_outputs: bool,
+    as_json: bool,
+    runs_dir: str | None,
+) -> None:
+    """Write RUN's image, records, config and code into one zstd-compressed file.
+
+    \b
+    Examples:
+      reprise bundle export 20261123-1412 -o spiral.reprise
+      reprise bundle export 20261123-1412 -o spiral-full.reprise --with-outputs
+    """
+    from reprise.bundle import describe, export_bundle
+    from reprise.runstore import find_run
+
+    run_dir = find_run(_runs_dir(ctx, runs_dir), run)
+    project = _maybe_project(ctx)
+    header = export_bundle(
+        _engine(),
+        run_dir,
+        Path(output),
+        with_outputs=with_outputs,
+        repo=project.root if project else None,
+        say=say,
+    )
+    if as_json:
+        _emit_json({"path": output, **describe(header)})
+    else:
+        click.echo(output)
+
+
+@bundle.command("inspect")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the header and index as JSON.")
+def bundle_inspect(file: str, as_json: bool) -> None:
+    """Show what a bundle holds, without loading anything.
+
+    \b
+    Example:
+      reprise bundle inspect spiral.reprise
+    """
+    from reprise.bundle import describe, read_header
+
+    info = describe(read_header(Path(file)))
+    if as_json:
+        _emit_json(info)
+        return
+    click.echo(f"run         {info['run_id']} ({info['experiment']})")
+    click.echo(f"image       {info['image']['id']} ({len(info['image']['diff_ids'])} layers)")
+    if info["image"].get("repo_digest"):
+        click.echo(f"pushed as   {info['image']['repo_digest']}")
+    for part, totals in sorted(info["parts"].items()):
+        click.echo(f"{part + '/':<11} {totals['files']} files, {totals['bytes']} bytes")
+    click.echo(f"outputs     {'included' if info['with_outputs'] else 'not included'}")
+
+
+@bundle.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the imported run's id and directory.")
+@_RUNS_DIR_OPTION
+@click.pass_context
+def bundle_import(ctx: click.Context, file: str, as_json: bool, runs_dir: str | None) -> None:
+    """Verify every member, load the image, prove it is the recorded one, register the run.
+
+    \b
+    Examples:
+      reprise bundle import spiral.reprise
+      reprise bundle import spiral.reprise --runs-dir /data/runs && reprise reproduce RUN
+    """
+    from reprise.bundle import import_bundle
+
+    result = import_bundle(_engine(), Path(file), _runs_dir(ctx, runs_dir), say)
+    out = {
+        "run_id": result.run_dir.name,
+        "run_dir": str(result.run_dir),
+        "image_id": result.image_id,
+        "image_loaded": result.loaded,
+        "already_imported": result.already_imported,
+    }
+    if as_json:
+        _emit_json(out)
+    else:
+        click.echo(f"run      {out['run_id']}")
+        click.echo(f"dir      {out['run_dir']}")
+        click.echo(
+            f"image    {out['image_id']} ({'loaded' if result.loaded else 'already present'})"
+        )
 
 
 @cli.group()

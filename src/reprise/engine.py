@@ -7,7 +7,7 @@ lazily so that ``reprise --help`` and the unit tests need no daemon and pay no i
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
@@ -244,6 +244,32 @@ class Engine:
         if attrs is None:
             raise BuildError("docker build ended without an image", step=step, log_tail="")
         return str(attrs["Id"]) if image_id is None else image_id
+
+    def save(self, image: str, chunk_size: int = 4 << 20) -> Iterator[bytes]:
+        """``docker save`` of one image, streamed (the tar the engine writes)."""
+        import docker.errors
+
+        try:
+            yield from self._client.api.get_image(image, chunk_size=chunk_size)
+        except docker.errors.APIError as exc:
+            raise EngineError(f"docker save {image} failed: {exc.explanation or exc}") from exc
+
+    def load(self, data: Iterable[bytes]) -> list[str]:
+        """``docker load`` from a stream of tar bytes; returns what the engine says it loaded."""
+        import docker.errors
+
+        loaded: list[str] = []
+        try:
+            for line in self._client.api.load_image(data, quiet=True):  # type: ignore[no-untyped-call]
+                if "error" in line:
+                    raise EngineError(f"docker load failed: {line['error']}")
+                stream = str(line.get("stream", ""))
+                for prefix in ("Loaded image ID: ", "Loaded image: "):
+                    if stream.startswith(prefix):
+                        loaded.append(stream[len(prefix) :].strip())
+        except docker.errors.APIError as exc:
+            raise EngineError(f"docker load failed: {exc.explanation or exc}") from exc
+        return loaded
 
     # --- containers -----------------------------------------------------------------------
     def run_capture(

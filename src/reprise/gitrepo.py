@@ -155,6 +155,7 @@ def export_code(repo: Path, commit: str, patch: bytes, dest: Path, *, subdir: st
     """Write the tree at ``commit`` (its ``subdir``, plus ``patch``) into ``dest``, atomically."""
     if dest.exists():
         return
+    repo = repo_root(repo)  # git archive of a subtree must run from the repository's top
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
