@@ -382,9 +382,18 @@ def _stage_members(
             if image_present:
                 for _ in members:
                     pass
+                check.verify(image_id, diff_ids)
             else:
+                before = engine.image_ids()
                 loaded = engine.load(members)
-            check.verify(image_id, diff_ids)
+                try:
+                    check.verify(image_id, diff_ids)
+                except BundleError:
+                    for ref in loaded:  # take back what this load added, and only that
+                        attrs = engine.image_attrs(ref)
+                        if attrs is not None and attrs["Id"] not in before:
+                            engine.remove_image(attrs["Id"], force=True)
+                    raise
             break
         if entry.kind == "dir":
             continue

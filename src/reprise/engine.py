@@ -174,6 +174,9 @@ class Engine:
             raise EngineError(f"push of {repo}:{tag} finished without a digest from the registry")
         return digest
 
+    def image_ids(self) -> set[str]:
+        return {str(i["Id"]) for i in self._client.api.images(all=True)}
+
     def tag(self, image: str, repo: str, tag: str) -> None:
         self._client.api.tag(image, repo, tag=tag)
 
