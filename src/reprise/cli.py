@@ -256,6 +256,7 @@ _RUNS_DIR_OPTION = click.option(
 @click.option(
     "--strict", is_flag=True, help="Refuse to run when the machine voids the bitwise guarantee."
 )
+@click.option("--allow-data-change", is_flag=True, help="Run even when a dataset's hash differs.")
 @click.option(
     "--junit",
     "junit_path",
@@ -274,6 +275,7 @@ def reproduce(
     registry: str | None,
     rebuild: bool,
     strict: bool,
+    allow_data_change: bool,
     junit_path: str | None,
     as_json: bool,
     runs_dir: str | None,
@@ -320,6 +322,9 @@ def reproduce(
                 rebuild=rebuild,
                 strict=strict,
                 say=say,
+                data_paths=project.settings.data if project else None,
+                allow_data_change=allow_data_change,
+                card_template=project.settings.card_template if project else None,
             )
         except RepriseError as exc:
             if len(runs) == 1 and not junit_path and not as_json:
@@ -343,6 +348,8 @@ def _report_verdict(verdict: Any) -> None:
         click.echo(f"rerun    {verdict.rerun_id}  ({verdict.rerun_dir})")
     if verdict.image:
         click.echo(f"image    {verdict.image['id']} ({verdict.image['source']})")
+    if verdict.data_changed:
+        click.echo(f"data     changed: {', '.join(verdict.data_changed)} (--allow-data-change)")
     voids = [d for d in verdict.target if d.voids]
     click.echo(
         "target   " + ("guarantee holds" if not voids else "; ".join(d.describe() for d in voids))
@@ -531,6 +538,152 @@ def bundle_import(ctx: click.Context, file: str, as_json: bool, runs_dir: str | 
         click.echo(
             f"image    {out['image_id']} ({'loaded' if result.loaded else 'already present'})"
         )
+
+
+@cli.command()
+@click.argument("run")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the card here (default: model_card.md in the run directory).",
+)
+@click.option(
+    "--template",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="A Jinja template (default: [tool.reprise] card-template, else reprise's own).",
+)
+@_RUNS_DIR_OPTION
+@click.pass_context
+def card(
+    ctx: click.Context, run: str, output: str | None, template: str | None, runs_dir: str | None
+) -> None:
+    """Render RUN's model card (Markdown, with a PNG of its training curves beside it).
+
+    \b
+    Examples:
+      reprise card 20261123-1412
+      reprise card 20261123-1412 -o docs/MODEL_CARD.md --template my_card.md.j2
+    """
+    from reprise.card import write_card
+    from reprise.runstore import find_run
+
+    run_dir = find_run(_runs_dir(ctx, runs_dir), run)
+    project = _maybe_project(ctx)
+    template_path = (
+        Path(template) if template else (project.settings.card_template if project else None)
+    )
+    path = write_card(run_dir, template_path=template_path, output=Path(output) if output else None)
+    click.echo(str(path))
+
+
+@cli.command("ls")
+@click.option("--experiment", "-e", default=None, help="Only this experiment.")
+@click.option(
+    "--status",
+    "-s",
+    default=None,
+    type=click.Choice(["running", "succeeded", "failed", "interrupted", "lost"]),
+    help="Only runs with this status.",
+)
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=None, help="At most N runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of run summaries.")
+@_RUNS_DIR_OPTION
+@click.pass_context
+def ls_(
+    ctx: click.Context,
+    experiment: str | None,
+    status: str | None,
+    limit: int | None,
+    as_json: bool,
+    runs_dir: str | None,
+) -> None:
+    """List runs, newest first.
+
+    \b
+    Examples:
+      reprise ls
+      reprise ls -e spiral -s failed
+      reprise ls --json | jq '.[0].run_id'
+    """
+    from reprise.listing import list_runs
+
+    runs = list_runs(_runs_dir(ctx, runs_dir), experiment=experiment, status=status, limit=limit)
+    if as_json:
+        _emit_json(runs)
+        return
+    if not runs:
+        say("no runs")
+        return
+    click.echo(
+        f"{'RUN':<26} {'EXPERIMENT':<16} {'STATUS':<12} {'SEED':>10}  {'VERDICT':<10} COMMAND"
+    )
+    for r in runs:
+        command = " ".join(r.get("command") or [])
+        click.echo(
+            f"{r['run_id']:<26} {str(r['experiment'])[:16]:<16} {r['status']!s:<12} "
+            f"{r['seed']!s:>10}  {r.get('last_verdict') or '-'!s:<10} {command[:40]}"
+        )
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole run.json.")
+@_RUNS_DIR_OPTION
+@click.pass_context
+def show(ctx: click.Context, run: str, as_json: bool, runs_dir: str | None) -> None:
+    """Summarize one run: status, times, image, commit, seed, metrics, verdicts.
+
+    \b
+    Examples:
+      reprise show 20261123-1412
+      reprise show 20261123-1412 --json | jq .image
+    """
+    from reprise.runstore import find_run, read_record
+    from reprise.showrun import describe_run
+
+    run_dir = find_run(_runs_dir(ctx, runs_dir), run)
+    record = read_record(run_dir)
+    if as_json:
+        _emit_json(record)
+        return
+    for line in describe_run(record, run_dir):
+        click.echo(line)
+
+
+@cli.command()
+@click.option("--yes", is_flag=True, help="Remove them (without it, only list what would go).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print what was (or would be) removed as JSON."
+)
+@_RUNS_DIR_OPTION
+@click.pass_context
+def gc(ctx: click.Context, yes: bool, as_json: bool, runs_dir: str | None) -> None:
+    """Remove this project's images that no run refers to (a dry run unless --yes).
+
+    \b
+    Examples:
+      reprise gc          # list what would be removed
+      reprise gc --yes
+    """
+    from reprise.gc import collect
+
+    project = _project(ctx)
+    result = collect(
+        _engine(), _runs_dir(ctx, runs_dir), project.settings.project_name, remove=yes, say=say
+    )
+    if as_json:
+        _emit_json(result)
+        return
+    verb = "removed" if yes else "would remove"
+    for image in result["images"]:
+        click.echo(f"{verb} {image['id']} {' '.join(image['tags'])} ({image['size']} bytes)")
+    click.echo(
+        f"{len(result['images'])} images, {result['bytes']} bytes {verb}"
+        + ("" if yes else " (pass --yes to remove)")
+    )
 
 
 @cli.group()

@@ -174,6 +174,9 @@ class Engine:
             raise EngineError(f"push of {repo}:{tag} finished without a digest from the registry")
         return digest
 
+    def images_with_label(self, label: str) -> list[dict[str, Any]]:
+        return [dict(i) for i in self._client.api.images(filters={"label": label})]
+
     def image_ids(self) -> set[str]:
         return {str(i["Id"]) for i in self._client.api.images(all=True)}
 
@@ -187,6 +190,8 @@ class Engine:
             self._client.api.remove_image(ref, force=force)
         except docker.errors.ImageNotFound:
             return
+        except docker.errors.APIError as exc:
+            raise EngineError(f"could not remove image {ref}: {exc.explanation or exc}") from exc
 
     def build(
         self,

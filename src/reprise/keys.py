@@ -60,10 +60,23 @@ RUN_FAILED = "FAILED"
 RUN_LOG = "logs/run.log"
 RUN_METRICS = "logs/metrics.jsonl"
 RUN_RUNTIME_DIR = "runtime"
+RUN_CARD = "model_card.md"
+RUN_PLOT = "training_curves.png"
 RUN_WRITABLE_DIRS = ("outputs", "checkpoints", "logs", RUN_RUNTIME_DIR)
 # Files reprise writes itself; everything else under a run directory was produced by the job.
 RUN_RECORD_FILES = frozenset(
-    {RUN_JSON, RUN_CONFIG, RUN_DOCKERFILE, RUN_LOCK, RUN_PATCH, RUN_MANIFEST, RUN_FAILED, RUN_LOG}
+    {
+        RUN_JSON,
+        RUN_CONFIG,
+        RUN_DOCKERFILE,
+        RUN_LOCK,
+        RUN_PATCH,
+        RUN_MANIFEST,
+        RUN_FAILED,
+        RUN_LOG,
+        RUN_CARD,
+        RUN_PLOT,
+    }
 )
 
 RUN_SCHEMA_VERSION = 1

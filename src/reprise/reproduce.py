@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from reprise import keys
 from reprise.builder import RunImage, build, run_image
+from reprise.datasets import Dataset, hash_datasets
 from reprise.divergence import (
     JSONL_SUFFIXES,
     TENSOR_SUFFIXES,
@@ -35,10 +36,23 @@ from reprise.hostinfo import describe_host
 from reprise.image import sha256
 from reprise.manifest import Manifest, ManifestDiff, compare_manifests
 from reprise.project import load_project
-from reprise.runner import RunInputs, code_dir, execute
+from reprise.runner import RunInputs, code_dir, execute, render_card_safely
 from reprise.runstore import read_record, utc_now, write_record
 
 Say = Callable[[str], None]
+
+
+class DataChangedError(RepriseError):
+    """A dataset's content differs from the one the run was made with."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+    def __init__(self, changes: list[str]) -> None:
+        super().__init__(
+            "the data differs from the run's: " + "; ".join(changes),
+            hint="restore the recorded data, or pass --allow-data-change to run anyway (the verdict says so)",
+        )
+        self.changes = changes
 
 
 class TargetMismatchError(RepriseError):
@@ -72,6 +86,7 @@ class Verdict:
     error: str | None = None
     hint: str | None = None
     duration_s: float | None = None
+    data_changed: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +105,7 @@ class Verdict:
             "files": self.files.to_dict() if self.files else None,
             "reports": self.reports,
             "details": self.details,
+            "data_changed": self.data_changed,
             "error": self.error,
             "hint": self.hint,
             "duration_s": self.duration_s,
@@ -301,6 +317,9 @@ def reproduce(
     strict: bool,
     say: Say,
     console: IO[bytes] | None = None,
+    data_paths: Mapping[str, Path] | None = None,
+    allow_data_change: bool = False,
+    card_template: Path | None = None,
 ) -> Verdict:
     record = read_record(run_dir)
     original = load_manifest(run_dir)
@@ -322,8 +341,11 @@ def reproduce(
     if strict and any(d.voids for d in verdict.target):
         raise TargetMismatchError(verdict.target)
 
+    data, verdict.data_changed = check_data(record, data_paths or {}, allow_data_change, say)
     code_path = ensure_code(code, runs_dir, repo)
-    inputs = rerun_inputs(record, run_dir, code)
+    inputs = dataclasses.replace(
+        rerun_inputs(record, run_dir, code), data=data, card_template=card_template
+    )
     if rebuild and engine.image_attrs(record["image"]["id"]) is None:
         image = rebuild_image(engine, record, run_dir, code_path, say)
     else:
@@ -351,8 +373,34 @@ def reproduce(
             verdict.details.insert(
                 0, f"status: {record['status']} originally, {rerun['status']} in the rerun"
             )
+    if verdict.data_changed:
+        verdict.details.insert(
+            0, "data changed (--allow-data-change): " + ", ".join(verdict.data_changed)
+        )
     _record_verdict(run_dir, rerun_dir, verdict, current_host)
+    for path in (run_dir, rerun_dir):
+        render_card_safely(path, card_template, say)
     return verdict
+
+
+def check_data(
+    record: dict[str, Any], paths: Mapping[str, Path], allow_change: bool, say: Say
+) -> tuple[dict[str, Dataset], list[str]]:
+    """Hash the datasets the run used (at the project's paths, else the recorded ones)."""
+    recorded: dict[str, Any] = record.get("data") or {}
+    current = hash_datasets(
+        {name: paths.get(name, Path(info["path"])) for name, info in recorded.items()}
+    )
+    changes = [
+        f"{name}: {recorded[name]['hash']} -> {current[name].hash}"
+        for name in sorted(recorded)
+        if current[name].hash != recorded[name]["hash"]
+    ]
+    if changes and not allow_change:
+        raise DataChangedError(changes)
+    for change in changes:
+        say(f"warning: data changed, running anyway: {change}")
+    return current, [c.split(":", 1)[0] for c in changes]
 
 
 def _record_verdict(run_dir: Path, rerun_dir: Path, verdict: Verdict, host: dict[str, Any]) -> None:
@@ -360,6 +408,7 @@ def _record_verdict(run_dir: Path, rerun_dir: Path, verdict: Verdict, host: dict
     entry = {
         "run_id": verdict.rerun_id,
         "verdict": verdict.verdict,
+        "data_changed": verdict.data_changed,
         "at": utc_now(),
         "hostname": host.get("hostname"),
         "gpu": gpus[0]["name"] if gpus else None,

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from reprise import __version__, keys
 from reprise.builder import RunImage
+from reprise.card import write_card
 from reprise.config import (
     apply_overrides,
     config_hash,
@@ -23,6 +24,7 @@ from reprise.config import (
     load_config_text,
     parse_override,
 )
+from reprise.datasets import Dataset, hash_datasets, mount_target
 from reprise.engine import ContainerSpec, Engine, Mount
 from reprise.errors import ConfigError, RepriseError, SettingsError, UsageError
 from reprise.gitrepo import CodeState, code_state, export_code, require_clean
@@ -62,6 +64,8 @@ class RunInputs:
     gpus: str | None
     env: Mapping[str, str] = field(default_factory=dict)
     reproduces: str | None = None
+    data: Mapping[str, Dataset] = field(default_factory=dict)
+    card_template: Path | None = None
 
 
 def resolve_seed(config: dict[str, Any], flag: int | None) -> tuple[int, str, dict[str, Any]]:
@@ -105,6 +109,7 @@ def prepare_run(
     seed_value, seed_source, config = resolve_seed(config, seed)
     state = code_state(project.root, exclude=(settings.runs_dir,))
     require_clean(state, allow_dirty=allow_dirty)
+    data = hash_datasets(settings.data)
     n_threads = threads or settings.threads or os.cpu_count() or 1
     return RunInputs(
         runs_dir=settings.runs_dir,
@@ -119,6 +124,8 @@ def prepare_run(
         threads=n_threads,
         code=state,
         gpus=gpus if gpus is not None else settings.gpus,
+        data=data,
+        card_template=settings.card_template,
     )
 
 
@@ -201,6 +208,7 @@ def initial_record(
         },
         "seed": inputs.seed,
         "seed_source": inputs.seed_source,
+        "data": {name: d.to_record() for name, d in sorted(inputs.data.items())},
         "threads": inputs.threads,
         "gpus": inputs.gpus,
         "environment": {
@@ -255,7 +263,21 @@ def execute(
     run_dir = create_run_dir(inputs.runs_dir, inputs.experiment, run_id, files)
     write_record(run_dir, record)
     say(f"run {run_id} in {run_dir}")
-    return _run_container(engine, inputs, image, run_dir, code_path, record, say, console)
+    try:
+        return _run_container(engine, inputs, image, run_dir, code_path, record, say, console)
+    finally:
+        if read_record(run_dir)["status"] != "running":
+            render_card_safely(run_dir, inputs.card_template, say)
+
+
+def render_card_safely(run_dir: Path, template: Path | None, say: Say) -> None:
+    """A broken card template must not lose a finished run: warn, and go on."""
+    import jinja2
+
+    try:
+        write_card(run_dir, template_path=template)
+    except (OSError, jinja2.TemplateError, RepriseError) as exc:
+        say(f"warning: the model card could not be rendered: {exc}")
 
 
 def _run_container(
@@ -277,6 +299,9 @@ def _run_container(
         Mount(str(run_dir.resolve()), keys.CONTAINER_RUN, read_only=False),
         Mount(str((run_dir / keys.RUN_CONFIG).resolve()), keys.CONTAINER_CONFIG, read_only=True),
         Mount(str(code_path.resolve()), keys.CONTAINER_CODE, read_only=True),
+    ]
+    mounts += [
+        Mount(str(d.path.resolve()), mount_target(d), read_only=True) for d in inputs.data.values()
     ]
     spec = ContainerSpec(
         image=image.id,

@@ -1,0 +1,118 @@
+"""Listing runs fast: one summary per run, cached in a derived index beside the runs.
+
+The index (``<runs-dir>/.index.json``) is only a cache of what the run.json files say, keyed
+by each file's size and mtime: it is rebuilt for any run whose record changed, may be deleted
+at any time, and concurrent writers simply replace it whole (atomic rename).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from reprise import keys
+from reprise.runstore import atomic_write
+
+INDEX_NAME = ".index.json"
+INDEX_VERSION = 1
+
+
+def summarize_record(record: dict[str, Any]) -> dict[str, Any]:
+    reproductions = record.get("reproductions") or []
+    return {
+        "run_id": record.get("run_id"),
+        "experiment": record.get("experiment"),
+        "status": record.get("status"),
+        "exit_code": record.get("exit_code"),
+        "reason": record.get("reason"),
+        "created_at": record.get("created_at"),
+        "finished_at": record.get("finished_at"),
+        "duration_s": record.get("duration_s"),
+        "seed": record.get("seed"),
+        "command": record.get("command"),
+        "commit": (record.get("code") or {}).get("commit"),
+        "image": (record.get("image") or {}).get("tag"),
+        "image_id": (record.get("image") or {}).get("id"),
+        "reproduces": record.get("reproduces"),
+        "last_verdict": reproductions[-1]["verdict"] if reproductions else None,
+    }
+
+
+def _scan(runs_dir: Path) -> list[tuple[str, os.stat_result]]:
+    found = []
+    try:
+        experiments = list(os.scandir(runs_dir))
+    except FileNotFoundError:
+        return []
+    for exp in experiments:
+        if exp.name.startswith(".") or not exp.is_dir():
+            continue
+        for run in os.scandir(exp.path):
+            if run.name.startswith("."):
+                continue
+            try:
+                st = (Path(run.path) / keys.RUN_JSON).stat()
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            found.append((f"{exp.name}/{run.name}", st))
+    return found
+
+
+def _load_index(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
+        return {}
+    runs = data.get("runs")
+    return runs if isinstance(runs, dict) else {}
+
+
+def all_summaries(runs_dir: Path) -> list[dict[str, Any]]:
+    """Every run's summary, newest first (run ids sort by time)."""
+    index_path = runs_dir / INDEX_NAME
+    cached = _load_index(index_path)
+    fresh: dict[str, Any] = {}
+    changed = False
+    for rel, st in _scan(runs_dir):
+        entry = cached.get(rel)
+        stamp = [st.st_size, st.st_mtime_ns]
+        if entry is None or entry.get("stamp") != stamp:
+            try:
+                record = json.loads((runs_dir / rel / keys.RUN_JSON).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # being written, or damaged: `reprise show` says which
+            entry = {"stamp": stamp, "summary": summarize_record(record)}
+            changed = True
+        fresh[rel] = entry
+    if changed or fresh.keys() != cached.keys():
+        # A read-only runs directory: listing still works, just without the cache.
+        with contextlib.suppress(OSError):
+            atomic_write(
+                index_path, json.dumps({"version": INDEX_VERSION, "runs": fresh}, sort_keys=True)
+            )
+    summaries = [dict(e["summary"], path=str(runs_dir / rel)) for rel, e in fresh.items()]
+    summaries.sort(
+        key=lambda s: (str(s.get("run_id") or ""), str(s.get("experiment") or "")), reverse=True
+    )
+    return summaries
+
+
+def list_runs(
+    runs_dir: Path,
+    *,
+    experiment: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    out = [
+        s
+        for s in all_summaries(runs_dir)
+        if (experiment is None or s["experiment"] == experiment)
+        and (status is None or s["status"] == status)
+    ]
+    return out[:limit] if limit else out

@@ -1,0 +1,146 @@
+"""Datasets (mounted read-only, hashed, checked on reproduce), the model card, ls and gc."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from reprise import builder
+from reprise.cli import cli
+from reprise.engine import Engine
+from reprise.project import load_project
+from reprise.runstore import read_record
+
+from ..projects import copy_example, init_repo
+from .conftest import Cleanup, run_example
+
+READ_DATA = (
+    "from pathlib import Path\n"
+    "from reprise_runtime import outputs_dir\n"
+    "values = Path('/workspace/data/train/values.txt').read_text().split()\n"
+    "d = outputs_dir(); d.mkdir(parents=True, exist_ok=True)\n"
+    "(d / 'sum.txt').write_text(str(sum(map(int, values))))\n"
+    "try:\n"
+    "    Path('/workspace/data/train/new.txt').write_text('x')\n"
+    "    print('data is WRITABLE')\n"
+    "except OSError:\n"
+    "    print('data is read-only')\n"
+)
+
+
+@pytest.fixture(scope="module")
+def data_project(tmp_path_factory: pytest.TempPathFactory, image: builder.BuildResult) -> Path:
+    root = copy_example(tmp_path_factory.mktemp("data") / "spiral")
+    text = (root / "pyproject.toml").read_text()
+    (root / "pyproject.toml").write_text(
+        text.replace("threads = 1", 'threads = 1\ndata = { train = "../dataset" }')
+    )
+    (root / "readdata.py").write_text(READ_DATA)
+    init_repo(root)
+    dataset = root.parent / "dataset"
+    dataset.mkdir()
+    (dataset / "values.txt").write_text("1 2 3 4\n")
+    return root
+
+
+def _cli(root: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--project", str(root), *args])
+
+
+def test_dataset_is_mounted_read_only_hashed_and_checked(
+    data_project: Path, image: builder.BuildResult
+) -> None:
+    result = _cli(data_project, "run", "--json", "--", "python", "readdata.py")
+    assert result.exit_code == 0, result.stderr
+    record = json.loads(result.stdout)
+    data = record["data"]["train"]
+    assert data["files"] == 1 and data["bytes"] == 8 and data["hash"].startswith("sha256:")
+    run_dir = data_project / "runs" / "spiral" / record["run_id"]
+    assert (run_dir / "outputs" / "sum.txt").read_text() == "10"
+    assert "data is read-only" in (run_dir / "logs" / "run.log").read_text()
+
+    same = _cli(data_project, "reproduce", record["run_id"], "--json")
+    assert same.exit_code == 0 and json.loads(same.stdout)["verdict"] == "identical"
+
+    dataset = data_project.parent / "dataset" / "values.txt"
+    dataset.write_text("1 2 3 5\n")
+    try:
+        refused = _cli(data_project, "reproduce", record["run_id"])
+        assert refused.exit_code == 3
+        assert "the data differs from the run's: train:" in refused.stderr
+        assert "--allow-data-change" in refused.stderr
+        anyway = _cli(data_project, "reproduce", record["run_id"], "--allow-data-change", "--json")
+        assert anyway.exit_code == 1
+        verdict = json.loads(anyway.stdout)
+        assert verdict["data_changed"] == ["train"]
+        assert verdict["files"]["changed"] == ["outputs/sum.txt"]
+        assert verdict["details"][0].startswith("data changed (--allow-data-change): train")
+    finally:
+        dataset.write_text("1 2 3 4\n")
+
+
+def test_missing_dataset_path_is_a_clear_error(data_project: Path) -> None:
+    dataset = data_project.parent / "dataset"
+    runs_before = sorted((data_project / "runs").rglob("run.json"))
+    dataset.rename(dataset.with_name("moved"))
+    try:
+        result = _cli(data_project, "run")
+        assert result.exit_code == 2
+        assert "dataset 'train':" in result.stderr and "does not exist" in result.stderr
+        assert sorted((data_project / "runs").rglob("run.json")) == runs_before
+    finally:
+        dataset.with_name("moved").rename(dataset)
+
+
+def test_finished_run_has_a_model_card_naming_image_and_command(
+    example: Path, engine: Engine, image: builder.BuildResult
+) -> None:
+    run_dir, record = run_example(
+        load_project(example), engine, image, overrides=("train.epochs=10",)
+    )
+    card = (run_dir / "model_card.md").read_text()
+    assert record["image"]["id"] in card
+    assert f"reprise reproduce {record['run_id']}" in card
+    assert "![Training curves](training_curves.png)" in card
+    assert (run_dir / "training_curves.png").is_file()
+    listed = _cli(example, "ls", "--json", "-n", "3")
+    assert listed.exit_code == 0
+    assert record["run_id"] in [r["run_id"] for r in json.loads(listed.stdout)]
+    reproduced = _cli(example, "reproduce", record["run_id"], "--json")
+    assert reproduced.exit_code == 0
+    card = (run_dir / "model_card.md").read_text()
+    assert "reproduced bit-for-bit on" in card
+    assert "Not reproduced yet." not in card
+    shown = _cli(example, "show", record["run_id"])
+    assert "verdict    reproduced bit-for-bit" in shown.stdout
+
+
+def test_gc_lists_then_removes_only_unreferenced_project_images(
+    example: Path, engine: Engine, image: builder.BuildResult, base_image: str, cleanup: Cleanup
+) -> None:
+    import io
+    import tarfile
+
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        data = f"FROM {base_image}\nLABEL org.reprise.project=spiral org.reprise.test=gc\n".encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    orphan = engine.build(context, cleanup.image("reprise/spiral:gc-orphan"))
+    dry = _cli(example, "gc", "--json")
+    assert dry.exit_code == 0, dry.stderr
+    listed = json.loads(dry.stdout)
+    ids = [i["id"] for i in listed["images"]]
+    assert orphan in ids and image.image_id not in ids and listed["removed"] is False
+    assert engine.image_attrs(orphan) is not None
+    done = _cli(example, "gc", "--yes", "--json")
+    assert done.exit_code == 0
+    assert orphan in [i["id"] for i in json.loads(done.stdout)["images"]]
+    assert engine.image_attrs(orphan) is None
+    assert engine.image_attrs(image.image_id) is not None
+    assert read_record(Path(json.loads(_cli(example, "ls", "--json", "-n", "1").stdout)[0]["path"]))
