@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -174,6 +176,36 @@ def build(
         return BuildResult(
             plan, inputs, str(existing["Id"]), False, inputs.base_ref, base_digest_ref
         )
+    with _build_lock(plan.tag):
+        existing = engine.image_attrs(plan.tag)
+        if existing is not None and not force:  # built meanwhile by a concurrent reprise
+            return BuildResult(
+                plan, inputs, str(existing["Id"]), False, inputs.base_ref, base_digest_ref
+            )
+        return _build(project, engine, inputs, plan, base_digest_ref, say)
+
+
+@contextlib.contextmanager
+def _build_lock(tag: str) -> Iterator[None]:
+    """One build of a tag at a time on this machine: concurrent runs wait, then reuse it."""
+    path = cache_dir() / "locks" / (tag.replace("/", "_").replace(":", "_") + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _build(
+    project: Project,
+    engine: Engine,
+    inputs: ImageInputs,
+    plan: ImagePlan,
+    base_digest_ref: str,
+    say: Say,
+) -> BuildResult:
     say(f"building {plan.tag}")
     settings = project.settings
     files = context_files(

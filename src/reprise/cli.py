@@ -169,6 +169,34 @@ def build(
 @click.option("--gpus", default=None, help='GPUs: "all" or a count (default: [tool.reprise] gpus).')
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (recorded).")
 @click.option("--json", "as_json", is_flag=True, help="Print the finished run.json on stdout.")
+@click.option(
+    "--detach", "-d", is_flag=True, help="Start, print the run id, return (see attach/wait)."
+)
+@click.option(
+    "--env",
+    "-e",
+    "env_flags",
+    multiple=True,
+    metavar="NAME[=VALUE]",
+    help="Pass a variable (its value from here when none is given). Repeatable.",
+)
+@click.option(
+    "--env-file",
+    "env_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="NAME=VALUE lines to pass. Repeatable.",
+)
+@click.option(
+    "--secret",
+    "secret_flags",
+    multiple=True,
+    metavar="NAME",
+    help="Pass NAME, never recording its value. Names with TOKEN, SECRET, PASSWORD or KEY are secret anyway.",
+)
+@click.option("--memory", default=None, help="Memory limit, e.g. 16g (recorded).")
+@click.option("--shm-size", default=None, help="/dev/shm size, e.g. 2g (recorded).")
+@click.option("--cpus", type=click.FloatRange(min=0.01), default=None, help="CPU limit (recorded).")
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -178,6 +206,13 @@ def run(
     gpus: str | None,
     threads: int | None,
     as_json: bool,
+    detach: bool,
+    env_flags: tuple[str, ...],
+    env_files: tuple[str, ...],
+    secret_flags: tuple[str, ...],
+    memory: str | None,
+    shm_size: str | None,
+    cpus: float | None,
 ) -> None:
     """Run the training command in the project's image, recording everything.
 
@@ -190,11 +225,16 @@ def run(
       reprise run optim.lr=0.01 epochs=5 --seed 1234
       reprise run +notes=baseline --allow-dirty
       reprise run -- python eval.py --split test
+      reprise run --detach --memory 32g --env WANDB_MODE=offline --secret HF_TOKEN
     """
+    import os
+
     from reprise import builder, runner
+    from reprise.envvars import resolve_env
     from reprise.project import read_lock
 
     project = _project(ctx)
+    env = resolve_env(env_flags, [Path(f) for f in env_files], secret_flags, os.environ)
     lock = read_lock(project)
     inputs = runner.prepare_run(
         project,
@@ -204,13 +244,17 @@ def run(
         allow_dirty=allow_dirty,
         gpus=runner.validate_gpus_flag(gpus),
         threads=threads,
+        env=env,
+        resources=runner.Resources(memory=memory, shm_size=shm_size, cpus=cpus),
     )
     engine = _engine()
     image = builder.build(project, engine, say, lock=lock)
-    run_dir = runner.execute(engine, inputs, builder.run_image(image), say=say)
+    run_dir = runner.execute(engine, inputs, builder.run_image(image), say=say, detach=detach)
     record = runner.load_finished(run_dir)
+    if detach:
+        say(f"started; follow it with: reprise attach {record['run_id']}")
     _report_run(record, run_dir, as_json)
-    if record["status"] != "succeeded":
+    if record["status"] not in ("succeeded", "running"):
         ctx.exit(1)
 
 
@@ -610,7 +654,9 @@ def ls_(
     """
     from reprise.listing import list_runs
 
-    runs = list_runs(_runs_dir(ctx, runs_dir), experiment=experiment, status=status, limit=limit)
+    where = _runs_dir(ctx, runs_dir)
+    _reconcile_running(where)
+    runs = list_runs(where, experiment=experiment, status=status, limit=limit)
     if as_json:
         _emit_json(runs)
         return
@@ -646,6 +692,9 @@ def show(ctx: click.Context, run: str, as_json: bool, runs_dir: str | None) -> N
 
     run_dir = find_run(_runs_dir(ctx, runs_dir), run)
     record = read_record(run_dir)
+    if record["status"] == "running":
+        _reconcile_running(run_dir.parent.parent, only=[run_dir])
+        record = read_record(run_dir)
     if as_json:
         _emit_json(record)
         return
@@ -684,6 +733,69 @@ def gc(ctx: click.Context, yes: bool, as_json: bool, runs_dir: str | None) -> No
         f"{len(result['images'])} images, {result['bytes']} bytes {verb}"
         + ("" if yes else " (pass --yes to remove)")
     )
+
+
+def _follow_run(
+    ctx: click.Context, run: str, runs_dir: str | None, *, echo: bool, as_json: bool
+) -> None:
+    from reprise.lifecycle import follow
+    from reprise.runstore import find_run, read_record
+
+    run_dir = find_run(_runs_dir(ctx, runs_dir), run)
+    record = read_record(run_dir)
+    engine = _engine()
+    if record["status"] == "running" and not (record.get("container") or {}).get("id"):
+        from reprise.lifecycle import reconcile
+
+        record = reconcile(engine, run_dir, say=say)
+    if record["status"] == "running":
+        project = _maybe_project(ctx)
+        record = follow(
+            engine,
+            run_dir,
+            say=say,
+            echo=echo,
+            on_interrupt="detach",
+            card_template=project.settings.card_template if project else None,
+        )
+    else:
+        say(f"run {record['run_id']} has already ended")
+    _report_run(record, run_dir, as_json)
+    if record["status"] != "succeeded":
+        ctx.exit(1)
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print the finished run.json on stdout.")
+@_RUNS_DIR_OPTION
+@click.pass_context
+def attach(ctx: click.Context, run: str, as_json: bool, runs_dir: str | None) -> None:
+    """Re-attach to a running run: its output from where it is, then finish its record.
+
+    Ctrl-C detaches again (the run goes on). Exit code 1 unless the run succeeded.
+
+    \b
+    Examples:
+      reprise run --detach && reprise attach 20261123-1412
+      reprise attach 20261123-1412    # after an SSH drop or a killed CLI
+    """
+    _follow_run(ctx, run, runs_dir, echo=True, as_json=as_json)
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print the finished run.json on stdout.")
+@_RUNS_DIR_OPTION
+@click.pass_context
+def wait(ctx: click.Context, run: str, as_json: bool, runs_dir: str | None) -> None:
+    """Wait for a run to end (its output goes to logs/run.log only), then finish its record.
+
+    \b
+    Example:
+      reprise wait 20261123-1412 && reprise reproduce 20261123-1412
+    """
+    _follow_run(ctx, run, runs_dir, echo=False, as_json=as_json)
 
 
 @cli.group()
@@ -765,6 +877,30 @@ def _relative_to(path: Path, base: Path) -> str:
         return path.relative_to(base).as_posix()
     except ValueError:
         return str(path)
+
+
+def _reconcile_running(runs_dir: Path, only: list[Path] | None = None) -> None:
+    """Finish or mark `lost` the runs whose `running` record no longer matches the engine."""
+    from reprise.errors import EngineError
+    from reprise.lifecycle import reconcile
+    from reprise.listing import all_summaries
+
+    targets = only or [Path(s["path"]) for s in all_summaries(runs_dir) if s["status"] == "running"]
+    if not targets:
+        return
+    try:
+        engine = _engine()
+    except EngineError:
+        say("warning: no engine answers; `running` runs are shown as recorded")
+        return
+    for run_dir in targets:
+        try:
+            record = reconcile(engine, run_dir, say=say)
+        except RepriseError as exc:
+            say(f"warning: {run_dir.name}: {exc.message}")
+            continue
+        if record["status"] != "running":
+            say(f"{run_dir.name}: {record['status']} ({record.get('reason') or 'collected'})")
 
 
 def _report_run(record: dict[str, Any], run_dir: Path, as_json: bool) -> None:

@@ -6,6 +6,7 @@ lazily so that ``reprise --help`` and the unit tests need no daemon and pay no i
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,32 @@ _NOISE_RE = re.compile(r"^( ---> |Removing intermediate container|Successfully b
 
 def _quiet(_: str) -> None:
     return None
+
+
+class ContainerGoneError(EngineError):
+    """The container a run was using no longer exists in the engine."""
+
+
+@contextlib.contextmanager
+def _engine_errors(doing: str) -> Iterator[None]:
+    """Lost contact with the engine (restart, socket gone) becomes an EngineError."""
+    import docker.errors
+    import requests
+    import urllib3.exceptions
+
+    try:
+        yield
+    except EngineError:
+        raise
+    except docker.errors.NotFound:
+        raise
+    except (
+        docker.errors.DockerException,
+        requests.RequestException,
+        urllib3.exceptions.HTTPError,
+        OSError,
+    ) as exc:
+        raise EngineError(f"lost contact with the engine while {doing}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -362,16 +389,37 @@ class Engine:
     def start(self, container_id: str) -> None:
         self._client.api.start(container_id)
 
-    def logs(self, container_id: str) -> Iterator[bytes]:
-        """Follow the container's combined output from its start."""
-        stream = self._client.api.logs(
-            container_id, stream=True, follow=True, stdout=True, stderr=True
-        )
-        yield from stream
+    def logs(self, container_id: str, *, follow: bool = True) -> Iterator[bytes]:
+        """The container's combined output from its start (followed until it exits)."""
+        with _engine_errors(f"reading the output of container {container_id[:12]}"):
+            stream = self._client.api.logs(
+                container_id, stream=True, follow=follow, stdout=True, stderr=True
+            )
+            yield from stream
+
+    def container_state(self, container_id: str) -> dict[str, Any] | None:
+        """The container's State (Status, ExitCode, OOMKilled, ...), or None if it is gone."""
+        import docker.errors
+
+        with _engine_errors(f"inspecting container {container_id[:12]}"):
+            try:
+                attrs = self._client.api.inspect_container(container_id)
+            except docker.errors.NotFound:
+                return None
+        state: dict[str, Any] = dict(attrs.get("State") or {})
+        state["Env"] = list((attrs.get("Config") or {}).get("Env") or [])
+        state["Memory"] = int((attrs.get("HostConfig") or {}).get("Memory") or 0)
+        return state
 
     def wait(self, container_id: str) -> ContainerExit:
-        result: dict[str, Any] = dict(self._client.api.wait(container_id))
-        attrs: dict[str, Any] = dict(self._client.api.inspect_container(container_id))
+        import docker.errors
+
+        with _engine_errors(f"waiting for container {container_id[:12]}"):
+            try:
+                result: dict[str, Any] = dict(self._client.api.wait(container_id))
+                attrs: dict[str, Any] = dict(self._client.api.inspect_container(container_id))
+            except docker.errors.NotFound as exc:
+                raise ContainerGoneError(f"container {container_id[:12]} no longer exists") from exc
         state: dict[str, Any] = attrs.get("State") or {}
         error = (result.get("Error") or {}).get("Message") or state.get("Error") or None
         return ContainerExit(

@@ -184,7 +184,12 @@ def export_code(repo: Path, commit: str, patch: bytes, dest: Path, *, subdir: st
         if patch:
             apply_patch(tmp, patch)
         _readable(tmp)
-        tmp.rename(dest)
+        try:
+            tmp.rename(dest)
+        except OSError:
+            if not dest.is_dir():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # a concurrent run exported it first
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

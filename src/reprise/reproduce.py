@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from reprise.divergence import (
     target_differences,
 )
 from reprise.engine import Engine, Mount, parse_image_ref
+from reprise.envvars import RunEnv
 from reprise.errors import (
     EXIT_BAD_INPUT,
     EXIT_JOB_FAILED,
@@ -30,13 +32,15 @@ from reprise.errors import (
     ImageUnavailableError,
     ProjectError,
     RepriseError,
+    UsageError,
 )
 from reprise.gitrepo import CodeState, export_code
 from reprise.hostinfo import describe_host
 from reprise.image import sha256
+from reprise.lifecycle import render_card_safely
 from reprise.manifest import Manifest, ManifestDiff, compare_manifests
 from reprise.project import load_project
-from reprise.runner import RunInputs, code_dir, execute, render_card_safely
+from reprise.runner import Resources, RunInputs, code_dir, execute
 from reprise.runstore import read_record, utc_now, write_record
 
 Say = Callable[[str], None]
@@ -247,7 +251,24 @@ def rerun_inputs(record: dict[str, Any], run_dir: Path, code: CodeState) -> RunI
         code=code,
         gpus=record.get("gpus"),
         reproduces=record["run_id"],
+        env=recorded_env(record, os.environ),
+        resources=Resources(**(record.get("resources") or {})),
     )
+
+
+def recorded_env(record: dict[str, Any], host: Mapping[str, str]) -> RunEnv:
+    """The run's own variables again; secret ones (never recorded) from this environment."""
+    environment = record.get("environment") or {}
+    values = dict(environment.get("user") or {})
+    names = list(environment.get("secrets") or [])
+    missing = [n for n in names if n not in host]
+    if missing:
+        raise UsageError(
+            f"the run was given secret {', '.join(missing)}, whose value is never recorded",
+            hint="set it in this environment to reproduce the run",
+        )
+    values.update({n: host[n] for n in names})
+    return RunEnv(values=values, secret_names=frozenset(names))
 
 
 # --- comparison ----------------------------------------------------------------------------

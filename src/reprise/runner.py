@@ -3,20 +3,16 @@ stream its output, and finish the record (status, exit code, manifest) whatever 
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shlex
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from reprise import __version__, keys
 from reprise.builder import RunImage
-from reprise.card import write_card
 from reprise.config import (
     apply_overrides,
     config_hash,
@@ -26,14 +22,13 @@ from reprise.config import (
 )
 from reprise.datasets import Dataset, hash_datasets, mount_target
 from reprise.engine import ContainerSpec, Engine, Mount
+from reprise.envvars import RunEnv
 from reprise.errors import ConfigError, RepriseError, SettingsError, UsageError
 from reprise.gitrepo import CodeState, code_state, export_code, require_clean
 from reprise.hostinfo import describe_host
-from reprise.image import sha256
-from reprise.manifest import manifest_of_run
+from reprise.lifecycle import finalize, follow, storage_errors
 from reprise.project import Project
 from reprise.runstore import (
-    atomic_write,
     create_run_dir,
     new_run_id,
     read_record,
@@ -44,6 +39,15 @@ from reprise.settings import parse_gpus
 
 Say = Callable[[str], None]
 LOG_TAIL_LINES = 40
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Limits passed to the engine as they are, and recorded."""
+
+    memory: str | None = None
+    shm_size: str | None = None
+    cpus: float | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,8 @@ class RunInputs:
     threads: int
     code: CodeState
     gpus: str | None
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: RunEnv = field(default_factory=RunEnv)
+    resources: Resources = field(default_factory=lambda: Resources())
     reproduces: str | None = None
     data: Mapping[str, Dataset] = field(default_factory=dict)
     card_template: Path | None = None
@@ -91,6 +96,8 @@ def prepare_run(
     allow_dirty: bool,
     gpus: str | None,
     threads: int | None,
+    env: RunEnv | None = None,
+    resources: Resources | None = None,
 ) -> RunInputs:
     settings = project.settings
     if settings.config is not None:
@@ -126,6 +133,8 @@ def prepare_run(
         gpus=gpus if gpus is not None else settings.gpus,
         data=data,
         card_template=settings.card_template,
+        env=env or RunEnv(),
+        resources=resources or Resources(),
     )
 
 
@@ -141,13 +150,6 @@ def _container_user() -> tuple[str, int, int]:
     if uid == 0:
         return f"{keys.CONTAINER_UID}:{keys.CONTAINER_GID}", keys.CONTAINER_UID, keys.CONTAINER_GID
     return f"{uid}:{os.getgid()}", uid, os.getgid()
-
-
-def _chown_tree(path: Path, uid: int, gid: int) -> None:
-    for dirpath, dirnames, filenames in os.walk(path):
-        os.lchown(dirpath, uid, gid)
-        for name in dirnames + filenames:
-            os.lchown(Path(dirpath) / name, uid, gid)
 
 
 def code_dir(runs_dir: Path, code: CodeState) -> Path:
@@ -168,7 +170,6 @@ def run_environment(inputs: RunInputs, run_id: str) -> dict[str, str]:
     }
     for name in keys.THREAD_ENV_VARS:
         env[name] = str(inputs.threads)
-    env.update(inputs.env)
     return dict(sorted(env.items()))
 
 
@@ -214,24 +215,19 @@ def initial_record(
         "environment": {
             "image": dict(image.env),
             "run": run_environment(inputs, run_id),
+            "user": inputs.env.recorded,
+            "secrets": inputs.env.secrets,
+        },
+        "resources": {
+            "memory": inputs.resources.memory,
+            "shm_size": inputs.resources.shm_size,
+            "cpus": inputs.resources.cpus,
         },
         "container": None,
         "host": describe_host(engine_version),
         "runtime": None,
         "manifest": None,
     }
-
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - 64 * 1024))
-            data = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    return "\n".join(data.splitlines()[-lines:])
 
 
 def execute(
@@ -241,8 +237,29 @@ def execute(
     *,
     say: Say,
     console: IO[bytes] | None = None,
+    detach: bool = False,
 ) -> Path:
-    """Run the job; returns the run directory, whose run.json holds the final status."""
+    """Start the job, then (unless ``detach``) follow it to the end and finish its record.
+
+    Returns the run directory; its run.json holds the status.
+    """
+    run_dir = start(engine, inputs, image, say=say)
+    if detach:
+        return run_dir
+    follow(
+        engine,
+        run_dir,
+        say=say,
+        console=console,
+        on_interrupt="stop",
+        secrets=inputs.env.secret_values(),
+        card_template=inputs.card_template,
+    )
+    return run_dir
+
+
+def start(engine: Engine, inputs: RunInputs, image: RunImage, *, say: Say) -> Path:
+    """Make the run directory, create and start the container, and record its id at once."""
     run_id = new_run_id()
     code_path = code_dir(inputs.runs_dir, inputs.code)
     export_code(
@@ -260,41 +277,42 @@ def execute(
     }
     if inputs.code.dirty:
         files[keys.RUN_PATCH] = inputs.code.patch
-    run_dir = create_run_dir(inputs.runs_dir, inputs.experiment, run_id, files)
-    write_record(run_dir, record)
+    with storage_errors("creating the run directory", "free space in the runs directory"):
+        run_dir = create_run_dir(inputs.runs_dir, inputs.experiment, run_id, files)
+        write_record(run_dir, record)
     say(f"run {run_id} in {run_dir}")
+    user, uid, gid = _container_user()
+    if os.getuid() == 0:
+        for sub in keys.RUN_WRITABLE_DIRS:
+            os.chown(run_dir / sub, uid, gid)
+    spec = container_spec(inputs, image, run_dir, code_path, record, user)
     try:
-        return _run_container(engine, inputs, image, run_dir, code_path, record, say, console)
-    finally:
-        if read_record(run_dir)["status"] != "running":
-            render_card_safely(run_dir, inputs.card_template, say)
+        container_id = engine.create(spec)
+        record["container"] = {
+            "id": container_id,
+            "user": user,
+            "gpus": inputs.gpus,
+            "memory": inputs.resources.memory,
+            "shm_size": inputs.resources.shm_size,
+            "cpus": inputs.resources.cpus,
+        }
+        record["started_at"] = utc_now()
+        write_record(run_dir, record)
+        engine.start(container_id)
+    except RepriseError as exc:
+        finalize(engine, run_dir, status="failed", exit_code=None, reason=exc.message)
+        raise
+    return run_dir
 
 
-def render_card_safely(run_dir: Path, template: Path | None, say: Say) -> None:
-    """A broken card template must not lose a finished run: warn, and go on."""
-    import jinja2
-
-    try:
-        write_card(run_dir, template_path=template)
-    except (OSError, jinja2.TemplateError, RepriseError) as exc:
-        say(f"warning: the model card could not be rendered: {exc}")
-
-
-def _run_container(
-    engine: Engine,
+def container_spec(
     inputs: RunInputs,
     image: RunImage,
     run_dir: Path,
     code_path: Path,
     record: dict[str, Any],
-    say: Say,
-    console: IO[bytes] | None,
-) -> Path:
-    user, uid, gid = _container_user()
-    as_root = os.getuid() == 0
-    if as_root:
-        for sub in keys.RUN_WRITABLE_DIRS:
-            os.chown(run_dir / sub, uid, gid)
+    user: str,
+) -> ContainerSpec:
     mounts = [
         Mount(str(run_dir.resolve()), keys.CONTAINER_RUN, read_only=False),
         Mount(str((run_dir / keys.RUN_CONFIG).resolve()), keys.CONTAINER_CONFIG, read_only=True),
@@ -303,89 +321,20 @@ def _run_container(
     mounts += [
         Mount(str(d.path.resolve()), mount_target(d), read_only=True) for d in inputs.data.values()
     ]
-    spec = ContainerSpec(
+    environment = {**inputs.env.values, **record["environment"]["run"]}
+    return ContainerSpec(
         image=image.id,
         command=list(inputs.command),
-        environment=record["environment"]["run"],
+        environment=environment,
         mounts=mounts,
         working_dir=keys.CONTAINER_CODE,
         user=user,
         labels={keys.LABEL_RUN_ID: record["run_id"], keys.LABEL_RUN_DIR: str(run_dir.resolve())},
         gpus=inputs.gpus,
+        memory=inputs.resources.memory,
+        shm_size=inputs.resources.shm_size,
+        cpus=inputs.resources.cpus,
     )
-    container_id: str | None = None
-    log_path = run_dir / keys.RUN_LOG
-    out = console if console is not None else sys.stderr.buffer
-    try:
-        container_id = engine.create(spec)
-        record["container"] = {"id": container_id, "user": user, "gpus": inputs.gpus}
-        record["started_at"] = utc_now()
-        write_record(run_dir, record)
-        engine.start(container_id)
-        with log_path.open("ab") as log:
-            for chunk in engine.logs(container_id):
-                log.write(chunk)
-                log.flush()
-                out.write(chunk)
-                out.flush()
-        result = engine.wait(container_id)
-        if result.oom_killed:
-            record["reason"] = "out of memory"
-        elif result.error:
-            record["reason"] = result.error
-        _finish(
-            run_dir,
-            record,
-            "succeeded" if result.status_code == 0 else "failed",
-            result.status_code,
-        )
-    except KeyboardInterrupt:
-        say("interrupted: stopping the container")
-        if container_id:
-            engine.stop(container_id, timeout=5)
-        record["reason"] = "interrupted by the user (Ctrl-C)"
-        _finish(run_dir, record, "interrupted", None)
-        raise
-    except RepriseError as exc:
-        record["reason"] = exc.message
-        _finish(run_dir, record, "failed", None)
-        raise
-    finally:
-        if container_id:
-            engine.remove_container(container_id)
-        if as_root:
-            _chown_tree(run_dir, 0, 0)
-    return run_dir
-
-
-def _finish(run_dir: Path, record: dict[str, Any], status: str, exit_code: int | None) -> None:
-    record["status"] = status
-    record["exit_code"] = exit_code
-    now = datetime.now(UTC)
-    record["finished_at"] = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    started = record.get("started_at") or record["created_at"]
-    start_dt = datetime.fromisoformat(started.replace("Z", "+00:00"))
-    record["duration_s"] = round((now - start_dt).total_seconds(), 3)
-    runtime_file = run_dir / keys.RUN_RUNTIME_DIR / "runtime.json"
-    if runtime_file.is_file():
-        try:
-            record["runtime"] = json.loads(runtime_file.read_text())
-        except ValueError:
-            record["runtime"] = None
-    manifest = manifest_of_run(run_dir)
-    text = manifest.to_json()
-    atomic_write(run_dir / keys.RUN_MANIFEST, text)
-    record["manifest"] = {
-        "algorithm": manifest.algorithm,
-        "files": len(manifest.files),
-        "hash": sha256(text.encode()),
-    }
-    if status != "succeeded":
-        tail = _tail(run_dir / keys.RUN_LOG, LOG_TAIL_LINES)
-        reason = record.get("reason") or ""
-        failed = f"status: {status}\nexit code: {exit_code}\nreason: {reason}\n\n--- last lines of logs/run.log ---\n{tail}\n"
-        atomic_write(run_dir / keys.RUN_FAILED, failed)
-    write_record(run_dir, record)
 
 
 def command_line(command: Sequence[str]) -> str:
