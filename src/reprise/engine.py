@@ -119,7 +119,8 @@ class Engine:
 
     # --- engine ---------------------------------------------------------------------------
     def version(self) -> str:
-        return str(self._client.version().get("Version", "unknown"))
+        with _engine_errors("asking the engine's version"):
+            return str(self._client.version().get("Version", "unknown"))
 
     def info(self) -> dict[str, Any]:
         return dict(self._client.info())
@@ -432,18 +433,20 @@ class Engine:
     def stop(self, container_id: str, timeout: int = 10) -> None:
         import docker.errors
 
-        try:
-            self._client.api.stop(container_id, timeout=timeout)
-        except docker.errors.NotFound:
-            return
+        with _engine_errors(f"stopping container {container_id[:12]}"):
+            try:
+                self._client.api.stop(container_id, timeout=timeout)
+            except docker.errors.NotFound:
+                return
 
     def remove_container(self, container_id: str) -> None:
         import docker.errors
 
-        try:
-            self._client.api.remove_container(container_id, force=True)
-        except docker.errors.NotFound:
-            return
+        with _engine_errors(f"removing container {container_id[:12]}"):
+            try:
+                self._client.api.remove_container(container_id, force=True)
+            except docker.errors.NotFound:
+                return
 
     def containers_with_label(self, label: str) -> list[str]:
         found = self._client.api.containers(all=True, filters={"label": label})

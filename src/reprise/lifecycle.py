@@ -248,6 +248,42 @@ def secrets_of(engine: Engine, record: dict[str, Any]) -> list[str]:
     return values
 
 
+class _LogFile:
+    """logs/run.log, until the disk refuses: then the output goes on, to the terminal only,
+    and the next capture (attach, wait, ls) fills the file in from the container's log."""
+
+    def __init__(self, path: Path, say: Say) -> None:
+        self.path = path
+        self.say = say
+        self.fh: IO[bytes] | None = None
+        try:
+            self.fh = path.open("ab")
+        except OSError as exc:
+            self._give_up(exc)
+
+    def _give_up(self, exc: OSError) -> None:
+        self.fh = None
+        self.say(
+            f"warning: cannot write {self.path}: {exc.strerror}; the output is kept in the engine"
+        )
+
+    def write(self, data: bytes) -> None:
+        if self.fh is None or not data:
+            return
+        try:
+            self.fh.write(data)
+            self.fh.flush()
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                self.fh.close()
+            self._give_up(exc)
+
+    def close(self) -> None:
+        if self.fh is not None:
+            with contextlib.suppress(OSError):
+                self.fh.close()
+
+
 def capture(
     engine: Engine,
     run_dir: Path,
@@ -256,24 +292,29 @@ def capture(
     console: _Console,
     *,
     follow: bool,
+    say: Say = _quiet,
 ) -> None:
     """Append to logs/run.log what the container printed beyond what is already there."""
     log_path = run_dir / keys.RUN_LOG
-    skip = _count_lines(log_path)
+    try:
+        skip = _count_lines(log_path)
+    except OSError:
+        skip = 0
     redactor = Redactor(secrets)
-    with log_path.open("ab") as log:
+    log = _LogFile(log_path, say)
+    try:
         for raw in engine.logs(container_id, follow=follow):
             chunk = raw
             if skip:
                 chunk, skip = _skip_lines(chunk, skip)
             data = redactor.feed(chunk)
-            if data:
-                log.write(data)
-                log.flush()
-                console.write(data)
+            log.write(data)
+            console.write(data)
         data = redactor.flush()
         log.write(data)
         console.write(data)
+    finally:
+        log.close()
 
 
 def follow(
@@ -302,7 +343,7 @@ def follow(
     with _survive_hangup():
         while True:
             try:
-                capture(engine, run_dir, container_id, masked, out, follow=True)
+                capture(engine, run_dir, container_id, masked, out, follow=True, say=say)
                 result = engine.wait(container_id)
             except KeyboardInterrupt:
                 if on_interrupt != "stop":

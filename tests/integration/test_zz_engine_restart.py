@@ -1,0 +1,90 @@
+"""The engine restarted under a running job (last of the integration tests: it stops dockerd).
+
+The run must end `failed` or `lost` with the engine's reason, and the CLI must say so
+without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from reprise import builder
+from reprise.engine import Engine
+from reprise.runstore import read_record
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _engine_answers() -> bool:
+    return subprocess.run(["docker", "version"], capture_output=True, check=False).returncode == 0
+
+
+def _dockerd_pids() -> list[int]:
+    out = subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True, check=False)
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_engine_restart_mid_run(example: Path, engine: Engine, image: builder.BuildResult) -> None:
+    script = "import time\nprint('started', flush=True)\ntime.sleep(120)\n"
+    cli = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reprise",
+            "--project",
+            str(example),
+            "run",
+            "--json",
+            "--",
+            "python",
+            "-c",
+            script,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "REPRISE_ENGINE_RECOVERY_S": "90"},
+    )
+    runs = example / "runs" / "spiral"
+    deadline = time.monotonic() + 60
+    run_dir = None
+    while time.monotonic() < deadline:
+        fresh = [p for p in runs.iterdir() if not p.name.startswith(".")] if runs.is_dir() else []
+        candidates = [
+            p
+            for p in fresh
+            if (p / "logs/run.log").is_file() and b"started" in (p / "logs/run.log").read_bytes()
+        ]
+        if candidates:
+            run_dir = max(candidates)
+            break
+        time.sleep(0.3)
+    assert run_dir is not None, "the job never started"
+    pids = _dockerd_pids()
+    assert pids, "this test restarts a dockerd it can see; none found"
+    try:
+        for pid in pids:
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while _engine_answers() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        while _dockerd_pids() and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        subprocess.run(
+            ["bash", str(ROOT / "docker" / "engine.sh")], check=True, capture_output=True
+        )
+    stdout, stderr = cli.communicate(timeout=240)
+    assert cli.returncode != 0
+    assert "Traceback" not in stderr, stderr
+    record = read_record(run_dir)
+    assert record["status"] in ("failed", "lost"), record["status"]
+    assert "engine" in (record["reason"] or ""), record["reason"]
+    assert json.loads(stdout)["status"] == record["status"]
+    assert (run_dir / "FAILED").is_file()
