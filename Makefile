@@ -70,7 +70,7 @@ demo: venv
 bench: venv
 	@line=$$($(ENGINE) | tail -n 1); export "$$line"; \
 	  export REPRISE_CA_BUNDLE="$${REPRISE_CA_BUNDLE:-$(CA_BUNDLE)}"; \
-	  $(PY) bench/bench.py
+	  $(PY) bench/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -5,12 +5,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from reprise.engine import Engine, parse_image_ref
@@ -24,7 +22,7 @@ from reprise.image import (
     plan_image,
     write_tar,
 )
-from reprise.project import Project, read_lock, uv_binary, uv_version
+from reprise.project import Project, cache_dir, read_lock, uv_binary, uv_version
 from reprise.runstore import atomic_write
 from reprise.templating import template_text
 
@@ -59,11 +57,6 @@ def runtime_files() -> dict[str, bytes]:
         b"import reprise_runtime.boot  # noqa: F401\n"
     )
     return files
-
-
-def cache_dir(environ: os._Environ[str] | dict[str, str] = os.environ) -> Path:
-    base = environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "reprise"
 
 
 def resolve_base(engine: Engine, ref: str, say: Say) -> str:

@@ -145,7 +145,7 @@ def build(
     if dry_run:
         _, plan, _ = builder.prepare(project, engine, say, lock=lock)
         say(f"image tag: {plan.tag}")
-        click.echo(plan.dockerfile, nl=False)
+        click.echo(plan.build_dockerfile, nl=False)
         return
     result = builder.build(project, engine, say, force=force, lock=lock)
     out: dict[str, Any] = {"tag": result.plan.tag, "id": result.image_id, "built": result.built}

@@ -100,21 +100,24 @@ def working_tree_patch(top: Path, *, subdir: str = "", exclude: tuple[Path, ...]
 
     Staged through a throw-away index, so the user's own index is left alone.
     """
+    specs = [subdir or "."]
+    for path in exclude:
+        try:
+            rel = path.resolve().relative_to(top.resolve())
+        except ValueError:
+            continue  # outside the repository: nothing to exclude
+        ignored = subprocess.run(
+            ["git", "-C", str(top), "check-ignore", "-q", rel.as_posix()], check=False
+        )
+        if ignored.returncode != 0:  # git refuses to name an ignored path, even to exclude it
+            specs.append(f":(exclude){rel.as_posix()}")
+    # The common case, a clean tree, in one git call.
+    if not _git(top, "status", "--porcelain", "--untracked-files=all", "--", *specs).strip():
+        return b""
     with tempfile.TemporaryDirectory(prefix="reprise-index-") as tmp:
         env = dict(os.environ)
         env["GIT_INDEX_FILE"] = str(Path(tmp) / "index")
         _git(top, "read-tree", "HEAD", env=env)
-        specs = [subdir or "."]
-        for path in exclude:
-            try:
-                rel = path.resolve().relative_to(top.resolve())
-            except ValueError:
-                continue  # outside the repository: nothing to exclude
-            ignored = subprocess.run(
-                ["git", "-C", str(top), "check-ignore", "-q", rel.as_posix()], check=False
-            )
-            if ignored.returncode != 0:  # git refuses to name an ignored path, even to exclude it
-                specs.append(f":(exclude){rel.as_posix()}")
         _git(top, "add", "-A", "--", *specs, env=env)
         relative = [f"--relative={subdir}"] if subdir else []
         return _git(

@@ -7,6 +7,7 @@ unchanged project maps to an existing image and no build is needed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -50,7 +51,8 @@ class ImageInputs:
 
 @dataclass(frozen=True)
 class ImagePlan:
-    dockerfile: str
+    dockerfile: str  # the image's identity: recorded in runs, hashed into the tag
+    build_dockerfile: str  # what the engine builds (plus build-time-only settings)
     tag: str
     spec_hash: str
     base_digest: str
@@ -178,7 +180,14 @@ def render_dockerfile(inputs: ImageInputs, template: str) -> str:
 
 
 def plan_image(inputs: ImageInputs, template: str) -> ImagePlan:
-    dockerfile = render_dockerfile(inputs, template)
+    """The image's identity and the Dockerfile to build it.
+
+    An extra CA bundle only lets the build stage reach the package index: it changes nothing
+    in the image. So the identity (tag, recorded Dockerfile) comes from the rendering without
+    it, and ``build_dockerfile`` (what the engine builds) adds it when configured.
+    """
+    dockerfile = render_dockerfile(dataclasses.replace(inputs, ca_bundle=False), template)
+    build_dockerfile = render_dockerfile(inputs, template) if inputs.ca_bundle else dockerfile
     deps = sha256(_canonical_json(dependency_section(inputs.pyproject)))
     lock = sha256(inputs.lock)
     runtime = runtime_hash(inputs.runtime_files)
@@ -194,6 +203,7 @@ def plan_image(inputs: ImageInputs, template: str) -> ImagePlan:
     spec_hash = sha256(_canonical_json(spec))
     return ImagePlan(
         dockerfile=dockerfile,
+        build_dockerfile=build_dockerfile,
         tag=f"{image_repo(inputs.project_name)}:{spec_hash.split(':')[1][:SPEC_HASH_LENGTH]}",
         spec_hash=spec_hash,
         base_digest=base_digest_of(inputs.base_digest_ref),
@@ -224,7 +234,7 @@ def context_files(
     wheelhouse: Path | None,
 ) -> list[ContextFile]:
     files = [
-        ContextFile("Dockerfile", data=plan.dockerfile.encode()),
+        ContextFile("Dockerfile", data=plan.build_dockerfile.encode()),
         ContextFile("project/pyproject.toml", data=inputs.pyproject_bytes),
         ContextFile("project/uv.lock", data=inputs.lock),
         ContextFile("reprise/uv", source=uv_binary, mode=0o755),

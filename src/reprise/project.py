@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import subprocess
 from collections.abc import Mapping
@@ -62,7 +64,11 @@ def uv_version() -> str:
 
 
 def read_lock(project: Project) -> bytes:
-    """uv.lock's bytes, once checked to exist and to match pyproject.toml."""
+    """uv.lock's bytes, once checked to exist and to match pyproject.toml.
+
+    `uv lock --check` runs once per (pyproject.toml, uv.lock, uv) triple: a pair found fresh
+    is remembered in the cache, so an unchanged project pays nothing the next time.
+    """
     path = project.root / "uv.lock"
     if not path.is_file():
         raise LockError(
@@ -70,6 +76,11 @@ def read_lock(project: Project) -> bytes:
             path=str(path),
             hint="reprise installs exactly what uv.lock pins: run `uv lock` and commit uv.lock",
         )
+    lock = path.read_bytes()
+    key = hashlib.sha256(b"\0".join([project.pyproject_bytes, lock, uv_version().encode()]))
+    checked = cache_dir() / "lock-checks" / key.hexdigest()
+    if checked.exists():
+        return lock
     done = subprocess.run(
         [
             str(uv_binary()),
@@ -93,4 +104,14 @@ def read_lock(project: Project) -> bytes:
             path=str(path),
             hint="run `uv lock` to update it, and commit both files",
         )
-    return path.read_bytes()
+    with contextlib.suppress(OSError):
+        checked.parent.mkdir(parents=True, exist_ok=True)
+        checked.touch()
+    return lock
+
+
+def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """reprise's per-user cache: $XDG_CACHE_HOME/reprise (default ~/.cache/reprise)."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "reprise"

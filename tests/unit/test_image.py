@@ -48,7 +48,7 @@ def test_golden_dockerfile_managed_python_ca_and_wheelhouse() -> None:
         python=BasePython(managed=True, request=">=3.11"), ca_bundle=True, wheelhouse="/opt/wheels"
     )
     plan = plan_image(inputs, template_text("Dockerfile.j2"))
-    check_golden("Dockerfile.managed-python", plan.dockerfile)
+    check_golden("Dockerfile.managed-python", plan.build_dockerfile)
 
 
 def test_rendering_twice_is_identical() -> None:
@@ -81,9 +81,12 @@ def test_unrelated_pyproject_sections_do_not_change_the_tag() -> None:
     assert plan_image(_inputs(), template).tag == plan_image(_inputs(pyproject=other), template).tag
 
 
-def test_ca_bundle_is_only_in_the_build_stage() -> None:
+def test_ca_bundle_is_build_time_only_and_not_part_of_the_identity() -> None:
     plan = plan_image(_inputs(ca_bundle=True), template_text("Dockerfile.j2"))
-    build_stage, final_stage = plan.dockerfile.split("# ---- final stage", 1)
+    without = plan_image(_inputs(ca_bundle=False), template_text("Dockerfile.j2"))
+    assert plan.tag == without.tag and plan.dockerfile == without.dockerfile
+    assert "ca-bundle" not in plan.dockerfile
+    build_stage, final_stage = plan.build_dockerfile.split("# ---- final stage", 1)
     assert "reprise-ca-bundle.pem" in build_stage
     assert "ca-bundle" not in final_stage
     assert "SSL_CERT_FILE" not in final_stage

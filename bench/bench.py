@@ -1,0 +1,354 @@
+"""reprise's speed and memory figures, each against its baseline measured in the same run.
+
+    make bench                 # everything (about 10 minutes on 2 cores)
+    make bench BENCH_ARGS="--only help,ls --reps 7"
+
+Baseline and reprise alternate, several repetitions each; the table shows medians and the
+ratio, and bench/RESULTS.md is rewritten with the machine and the date. Nothing here is a
+test: no figure fails the build; missed targets are fixed in the code (or argued in
+RESULTS.md), never hidden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".venv" / "bin"
+REPRISE = [str(VENV / "python"), "-m", "reprise"]
+sys.path.insert(0, str(ROOT))
+
+from tests.projects import copy_example, init_repo, tiny_project  # noqa: E402
+
+
+@dataclass
+class Figure:
+    name: str
+    unit: str  # "s" (lower is better) or "MB/s" (higher is better)
+    ours: float
+    baseline: float | None
+    target: str
+    met: bool
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline in (None, 0):
+            return None
+        return self.ours / self.baseline  # type: ignore[operator]
+
+
+def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def run_rss(cmd: list[str], *, shell: bool = False) -> tuple[float, float]:
+    """Wall time and peak RSS (MiB) of one process tree (the child and what it waited for)."""
+    start = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+        if shell:
+            os.execv("/bin/bash", ["/bin/bash", "-c", cmd[0]])
+        os.execv(cmd[0], cmd)
+    _, status, usage = os.wait4(pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{cmd} failed")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def alternate(ours: Callable[[], float], base: Callable[[], float], reps: int) -> tuple[float, float]:
+    a, b = [], []
+    for _ in range(reps):
+        b.append(base())
+        a.append(ours())
+    return statistics.median(a), statistics.median(b)
+
+
+def engine_env() -> dict[str, str]:
+    line = subprocess.run(["bash", str(ROOT / "docker" / "engine.sh")], capture_output=True, text=True,
+                          check=True).stdout.strip().splitlines()[-1]
+    key, _, value = line.partition("=")
+    return {key: value}
+
+
+# --- figures -------------------------------------------------------------------------------
+def fig_help(reps: int, _: Path) -> list[Figure]:
+    ours, base = alternate(
+        lambda: run([*REPRISE, "--help"]),
+        lambda: run([str(VENV / "python"), "-c", "import click"]),
+        reps,
+    )
+    return [Figure("`reprise --help`", "s", ours, base, "<= 2.0x", ours / base <= 2.0)]
+
+
+def _tiny(work: Path) -> Path:
+    root = tiny_project(work / "tiny")
+    init_repo(root)
+    subprocess.run([*REPRISE, "--project", str(root), "build"], check=True, capture_output=True)
+    return root
+
+
+def fig_warm_run(reps: int, work: Path) -> list[Figure]:
+    root = _tiny(work)
+    image = json.loads(subprocess.run([*REPRISE, "--project", str(root), "build", "--json"],
+                                      capture_output=True, text=True, check=True).stdout)["tag"]
+    ours, base = alternate(
+        lambda: run([*REPRISE, "--project", str(root), "run", "--", "true"]),
+        lambda: run(["docker", "run", "--rm", "--network", "none", image, "true"]),
+        reps,
+    )
+    return [Figure("warm `reprise run -- true`", "s", ours, base, "<= 2.0x", ours / base <= 2.0)]
+
+
+def fig_build(reps: int, work: Path) -> list[Figure]:
+    root = _tiny(work)
+    dockerfile = subprocess.run([*REPRISE, "--project", str(root), "build", "--dry-run"],
+                                capture_output=True, text=True, check=True).stdout
+    ctx = work / "ctx"
+    ctx.mkdir(exist_ok=True)
+    (ctx / "Dockerfile").write_text(
+        "\n".join(line for line in dockerfile.splitlines() if not line.startswith("COPY"))
+    )
+    subprocess.run(["docker", "build", "-q", "--network", "host", "-t", "reprise-bench/cached", str(ctx)],
+                   check=True, capture_output=True)
+    ours, base = alternate(
+        lambda: run([*REPRISE, "--project", str(root), "build"]),
+        lambda: run(["docker", "build", "-q", "--network", "host", "-t", "reprise-bench/cached", str(ctx)])
+        + run([str(VENV / "python"), "-c", "pass"]),
+        reps,
+    )
+    return [Figure("`reprise build`, unchanged project (whole process)", "s", ours, base,
+                   "<= 0.3 s, no build call", ours <= 0.3,
+                   "baseline: cached `docker build` of the same Dockerfile (COPY lines dropped) + Python start-up")]
+
+
+def _files(root: Path, count: int, size: int) -> list[Path]:
+    root.mkdir(parents=True, exist_ok=True)
+    paths = []
+    block = os.urandom(min(size, 1 << 20))
+    for i in range(count):
+        p = root / f"f{i:05d}.bin"
+        with p.open("wb") as fh:
+            left = size
+            while left:
+                n = min(left, len(block))
+                fh.write(block[:n])
+                left -= n
+        paths.append(p)
+    return paths
+
+
+def _hash_cmd(root: Path) -> list[str]:
+    code = (
+        "import sys; from pathlib import Path; from reprise.manifest import manifest_of_run; "
+        "manifest_of_run(Path(sys.argv[1]))"
+    )
+    return [str(VENV / "python"), "-c", code, str(root)]
+
+
+def _hash_in_process(root: Path) -> float:
+    from reprise.manifest import manifest_of_run
+
+    start = time.perf_counter()
+    manifest_of_run(root)
+    return time.perf_counter() - start
+
+
+def _cat(paths: list[Path]) -> float:
+    start = time.perf_counter()
+    subprocess.run(["xargs", "-0", "cat"], input=b"\0".join(str(p).encode() for p in paths),
+                   stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+
+
+def fig_hash(reps: int, work: Path) -> list[Figure]:
+    big_root = work / "big"
+    big = _files(big_root / "outputs", 8, 256 << 20)
+    small_root = work / "small"
+    small = _files(small_root / "outputs", 10_000, 4096)
+    _cat(big), _cat(small)  # into the page cache
+    out = []
+    ours, base = alternate(lambda: _hash_in_process(big_root), lambda: _cat(big), reps)
+    total = 8 * 256 / 1024
+    ours_tp, base_tp = total / ours * 1024, total / base * 1024
+    out.append(Figure("hashing 2 GiB of outputs (page cache)", "MB/s", ours_tp, base_tp, ">= 0.5x of cat",
+                      ours_tp / base_tp >= 0.5))
+    ours, base = alternate(lambda: _hash_in_process(small_root), lambda: _cat(small), reps)
+    mb = 10_000 * 4096 / 1e6
+    out.append(Figure("hashing 10,000 files of 4 KiB", "MB/s", mb / ours, mb / base, ">= 0.3x of cat",
+                      (mb / ours) / (mb / base) >= 0.3))
+    shutil.rmtree(big_root)
+    return out
+
+
+def _example_run(work: Path) -> tuple[Path, str, float]:
+    root = copy_example(work / "spiral")
+    init_repo(root)
+    subprocess.run([*REPRISE, "--project", str(root), "build"], check=True, capture_output=True)
+    start = time.perf_counter()
+    out = subprocess.run([*REPRISE, "--project", str(root), "run", "--json"], capture_output=True, text=True,
+                         check=True).stdout
+    return root, json.loads(out)["run_id"], time.perf_counter() - start
+
+
+def fig_bundle(reps: int, work: Path) -> list[Figure]:
+    root, run_id, _ = _example_run(work)
+    record = json.loads((root / "runs" / "spiral" / run_id / "run.json").read_text())
+    image_id, tag = record["image"]["id"], record["image"]["tag"]
+    ours_file, base_file = work / "ours.reprise", work / "base.tar.zst"
+    reprise_bin = str(VENV / "reprise")
+    export_times, base_times, rss = [], [], []
+    for _ in range(reps):
+        t, _ = run_rss([f"docker save {image_id} | zstd -q -T0 -3 -f -o {base_file}"], shell=True)
+        base_times.append(t)
+        t, peak = run_rss([reprise_bin, "--project", str(root), "bundle", "export", run_id, "-o", str(ours_file)])
+        export_times.append(t)
+        rss.append(peak)
+    size_ours, size_base = ours_file.stat().st_size, base_file.stat().st_size
+    image_mb = sum(m["size"] for m in json.loads(subprocess.run(
+        [*REPRISE, "bundle", "inspect", str(ours_file), "--json"], capture_output=True, text=True, check=True,
+    ).stdout)["members"]) / 1e6
+    e_ours, e_base = statistics.median(export_times), statistics.median(base_times)
+    figures = [
+        Figure(f"`bundle export` of a {image_mb / 1000:.1f} GB image", "MB/s", image_mb / e_ours, image_mb / e_base,
+               ">= 0.9x throughput", (e_base / e_ours) >= 0.9),
+        Figure("bundle size", "MB", size_ours / 1e6, size_base / 1e6, "<= 1.05x", size_ours / size_base <= 1.05),
+        Figure("`bundle export` peak memory", "MiB", max(rss), None, "< 200 MiB", max(rss) < 200),
+    ]
+    import_times, load_times = [], []
+    runs_dir = work / "imported"
+    for _ in range(reps):
+        subprocess.run(["docker", "rmi", "-f", image_id], capture_output=True, check=False)
+        load_times.append(run_rss([f"zstd -dc {base_file} | docker load"], shell=True)[0])
+        subprocess.run(["docker", "rmi", "-f", image_id], capture_output=True, check=False)
+        shutil.rmtree(runs_dir, ignore_errors=True)
+        import_times.append(run_rss([reprise_bin, "bundle", "import", str(ours_file), "--runs-dir", str(runs_dir)])[0])
+    subprocess.run(["docker", "tag", image_id, tag], check=False)
+    i_ours, i_base = statistics.median(import_times), statistics.median(load_times)
+    figures.append(Figure("`bundle import` of that bundle", "MB/s", image_mb / i_ours, image_mb / i_base,
+                          ">= 0.9x throughput", (i_base / i_ours) >= 0.9))
+    return figures
+
+
+def fig_ls(reps: int, work: Path) -> list[Figure]:
+    runs = work / "runs"
+    template = {
+        "schema": 1, "experiment": "bench", "status": "succeeded", "exit_code": 0, "command": ["python", "train.py"],
+        "seed": 1, "created_at": "2026-11-23T00:00:00.000Z", "image": {"tag": "reprise/x:1", "id": "sha256:1"},
+        "code": {"commit": "a" * 40}, "environment": {"run": {f"VAR{i}": "x" * 20 for i in range(30)}},
+        "host": {"hostname": "h", "gpu": {"gpus": []}}, "runtime": {"packages": [f"pkg{i}==1.0" for i in range(60)]},
+    }
+    for i in range(10_000):
+        d = runs / "bench" / f"20261123-{i // 3600:02d}{i // 60 % 60:02d}{i % 60:02d}-{i:08x}"
+        d.mkdir(parents=True)
+        (d / "run.json").write_text(json.dumps({**template, "run_id": d.name}, indent=2, sort_keys=True))
+    cold = run([*REPRISE, "ls", "--runs-dir", str(runs), "--json"])
+    warm = statistics.median(run([*REPRISE, "ls", "--runs-dir", str(runs), "--json"]) for _ in range(reps))
+    return [
+        Figure("`reprise ls` over 10,000 runs (index warm)", "s", warm, None, "<= 0.5 s", warm <= 0.5),
+        Figure("`reprise ls` over 10,000 runs (no index yet)", "s", cold, None, "(no target)", True,
+               "the first listing reads every run.json and writes the index"),
+    ]
+
+
+def fig_reproduce(reps: int, work: Path) -> list[Figure]:
+    root, run_id, _ = _example_run(work)
+    ours, base = [], []
+    for _ in range(reps):
+        start = time.perf_counter()
+        subprocess.run([*REPRISE, "--project", str(root), "run"], check=True, capture_output=True)
+        base.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        subprocess.run([*REPRISE, "--project", str(root), "reproduce", run_id], check=True, capture_output=True)
+        ours.append(time.perf_counter() - start)
+    o, b = statistics.median(ours), statistics.median(base)
+    return [Figure("`reprise reproduce` of the example", "s", o, b, "<= 1.1x the run", o / b <= 1.1,
+                   "baseline: `reprise run` of the same example, whole process")]
+
+
+FIGURES: dict[str, Callable[[int, Path], list[Figure]]] = {
+    "help": fig_help,
+    "build": fig_build,
+    "run": fig_warm_run,
+    "hash": fig_hash,
+    "ls": fig_ls,
+    "reproduce": fig_reproduce,
+    "bundle": fig_bundle,
+}
+
+
+def render(figures: list[Figure], reps: int) -> str:
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.machine())
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    docker = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
+                            text=True, check=False).stdout.strip()
+    lines = [
+        "# reprise benchmark results",
+        "",
+        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.platform()}",
+        f"- engine: Docker {docker}; Python {platform.python_version()}; {reps} repetitions, medians, alternating",
+        "",
+        "| figure | reprise | baseline | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in figures:
+        base = f"{f.baseline:.3g} {f.unit}" if f.baseline is not None else "-"
+        ratio = f"{f.ratio:.2f}x" if f.ratio is not None else "-"
+        lines.append(f"| {f.name} | {f.ours:.3g} {f.unit} | {base} | {ratio} | {f.target} | "
+                     f"{'yes' if f.met else '**no**'} |")
+    notes = [f"- {f.name}: {f.note}" for f in figures if f.note]
+    if notes:
+        lines += ["", "Notes:", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default=",".join(FIGURES), help="comma-separated: " + ", ".join(FIGURES))
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--no-write", action="store_true", help="do not rewrite bench/RESULTS.md")
+    args = parser.parse_args()
+    os.environ.update(engine_env())
+    os.environ.setdefault("REPRISE_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
+    figures: list[Figure] = []
+    for name in args.only.split(","):
+        with tempfile.TemporaryDirectory(prefix=f"reprise-bench-{name}-") as tmp:
+            print(f"bench: {name} ...", file=sys.stderr, flush=True)
+            for f in FIGURES[name](args.reps, Path(tmp)):
+                figures.append(f)
+                ratio = f"{f.ratio:.2f}x" if f.ratio is not None else "-"
+                base = f"{f.baseline:.3g}" if f.baseline is not None else "-"
+                print(f"{f.name:<58} ours {f.ours:8.3g} {f.unit:<5} base {base:>8}  ratio {ratio:>6}  "
+                      f"target {f.target:<24} {'met' if f.met else 'MISSED'}", flush=True)
+    text = render(figures, args.reps)
+    if not args.no_write:
+        (ROOT / "bench" / "RESULTS.md").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
