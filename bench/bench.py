@@ -54,8 +54,14 @@ class Figure:
 
 def run(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        cmd,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - start
 
 
@@ -77,7 +83,9 @@ def run_rss(cmd: list[str], *, shell: bool = False) -> tuple[float, float]:
     return elapsed, usage.ru_maxrss / 1024
 
 
-def alternate(ours: Callable[[], float], base: Callable[[], float], reps: int) -> tuple[float, float]:
+def alternate(
+    ours: Callable[[], float], base: Callable[[], float], reps: int
+) -> tuple[float, float]:
     a, b = [], []
     for _ in range(reps):
         b.append(base())
@@ -86,8 +94,13 @@ def alternate(ours: Callable[[], float], base: Callable[[], float], reps: int) -
 
 
 def engine_env() -> dict[str, str]:
-    line = subprocess.run(["bash", str(ROOT / "docker" / "engine.sh")], capture_output=True, text=True,
-                          check=True).stdout.strip().splitlines()[-1]
+    line = (
+        subprocess.run(
+            ["bash", str(ROOT / "docker" / "engine.sh")], capture_output=True, text=True, check=True
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     key, _, value = line.partition("=")
     return {key: value}
 
@@ -111,8 +124,14 @@ def _tiny(work: Path) -> Path:
 
 def fig_warm_run(reps: int, work: Path) -> list[Figure]:
     root = _tiny(work)
-    image = json.loads(subprocess.run([*REPRISE, "--project", str(root), "build", "--json"],
-                                      capture_output=True, text=True, check=True).stdout)["tag"]
+    image = json.loads(
+        subprocess.run(
+            [*REPRISE, "--project", str(root), "build", "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )["tag"]
     ours, base = alternate(
         lambda: run([*REPRISE, "--project", str(root), "run", "--", "true"]),
         lambda: run(["docker", "run", "--rm", "--network", "none", image, "true"]),
@@ -123,24 +142,52 @@ def fig_warm_run(reps: int, work: Path) -> list[Figure]:
 
 def fig_build(reps: int, work: Path) -> list[Figure]:
     root = _tiny(work)
-    dockerfile = subprocess.run([*REPRISE, "--project", str(root), "build", "--dry-run"],
-                                capture_output=True, text=True, check=True).stdout
+    dockerfile = subprocess.run(
+        [*REPRISE, "--project", str(root), "build", "--dry-run"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     ctx = work / "ctx"
     ctx.mkdir(exist_ok=True)
     (ctx / "Dockerfile").write_text(
         "\n".join(line for line in dockerfile.splitlines() if not line.startswith("COPY"))
     )
-    subprocess.run(["docker", "build", "-q", "--network", "host", "-t", "reprise-bench/cached", str(ctx)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["docker", "build", "-q", "--network", "host", "-t", "reprise-bench/cached", str(ctx)],
+        check=True,
+        capture_output=True,
+    )
     ours, base = alternate(
         lambda: run([*REPRISE, "--project", str(root), "build"]),
-        lambda: run(["docker", "build", "-q", "--network", "host", "-t", "reprise-bench/cached", str(ctx)])
-        + run([str(VENV / "python"), "-c", "pass"]),
+        lambda: (
+            run(
+                [
+                    "docker",
+                    "build",
+                    "-q",
+                    "--network",
+                    "host",
+                    "-t",
+                    "reprise-bench/cached",
+                    str(ctx),
+                ]
+            )
+            + run([str(VENV / "python"), "-c", "pass"])
+        ),
         reps,
     )
-    return [Figure("`reprise build`, unchanged project (whole process)", "s", ours, base,
-                   "<= 0.3 s, no build call", ours <= 0.3,
-                   "baseline: cached `docker build` of the same Dockerfile (COPY lines dropped) + Python start-up")]
+    return [
+        Figure(
+            "`reprise build`, unchanged project (whole process)",
+            "s",
+            ours,
+            base,
+            "<= 0.3 s, no build call",
+            ours <= 0.3,
+            "baseline: cached `docker build` of the same Dockerfile (COPY lines dropped) + Python start-up",
+        )
+    ]
 
 
 def _files(root: Path, count: int, size: int) -> list[Path]:
@@ -177,8 +224,12 @@ def _hash_in_process(root: Path) -> float:
 
 def _cat(paths: list[Path]) -> float:
     start = time.perf_counter()
-    subprocess.run(["xargs", "-0", "cat"], input=b"\0".join(str(p).encode() for p in paths),
-                   stdout=subprocess.DEVNULL, check=True)
+    subprocess.run(
+        ["xargs", "-0", "cat"],
+        input=b"\0".join(str(p).encode() for p in paths),
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
     return time.perf_counter() - start
 
 
@@ -192,12 +243,28 @@ def fig_hash(reps: int, work: Path) -> list[Figure]:
     ours, base = alternate(lambda: _hash_in_process(big_root), lambda: _cat(big), reps)
     total = 8 * 256 / 1024
     ours_tp, base_tp = total / ours * 1024, total / base * 1024
-    out.append(Figure("hashing 2 GiB of outputs (page cache)", "MB/s", ours_tp, base_tp, ">= 0.5x of cat",
-                      ours_tp / base_tp >= 0.5))
+    out.append(
+        Figure(
+            "hashing 2 GiB of outputs (page cache)",
+            "MB/s",
+            ours_tp,
+            base_tp,
+            ">= 0.5x of cat",
+            ours_tp / base_tp >= 0.5,
+        )
+    )
     ours, base = alternate(lambda: _hash_in_process(small_root), lambda: _cat(small), reps)
     mb = 10_000 * 4096 / 1e6
-    out.append(Figure("hashing 10,000 files of 4 KiB", "MB/s", mb / ours, mb / base, ">= 0.3x of cat",
-                      (mb / ours) / (mb / base) >= 0.3))
+    out.append(
+        Figure(
+            "hashing 10,000 files of 4 KiB",
+            "MB/s",
+            mb / ours,
+            mb / base,
+            ">= 0.3x of cat",
+            (mb / ours) / (mb / base) >= 0.3,
+        )
+    )
     shutil.rmtree(big_root)
     return out
 
@@ -207,8 +274,12 @@ def _example_run(work: Path) -> tuple[Path, str, float]:
     init_repo(root)
     subprocess.run([*REPRISE, "--project", str(root), "build"], check=True, capture_output=True)
     start = time.perf_counter()
-    out = subprocess.run([*REPRISE, "--project", str(root), "run", "--json"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [*REPRISE, "--project", str(root), "run", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return root, json.loads(out)["run_id"], time.perf_counter() - start
 
 
@@ -222,18 +293,44 @@ def fig_bundle(reps: int, work: Path) -> list[Figure]:
     for _ in range(reps):
         t, _ = run_rss([f"docker save {image_id} | zstd -q -T0 -3 -f -o {base_file}"], shell=True)
         base_times.append(t)
-        t, peak = run_rss([reprise_bin, "--project", str(root), "bundle", "export", run_id, "-o", str(ours_file)])
+        t, peak = run_rss(
+            [reprise_bin, "--project", str(root), "bundle", "export", run_id, "-o", str(ours_file)]
+        )
         export_times.append(t)
         rss.append(peak)
     size_ours, size_base = ours_file.stat().st_size, base_file.stat().st_size
-    image_mb = sum(m["size"] for m in json.loads(subprocess.run(
-        [*REPRISE, "bundle", "inspect", str(ours_file), "--json"], capture_output=True, text=True, check=True,
-    ).stdout)["members"]) / 1e6
+    image_mb = (
+        sum(
+            m["size"]
+            for m in json.loads(
+                subprocess.run(
+                    [*REPRISE, "bundle", "inspect", str(ours_file), "--json"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
+            )["members"]
+        )
+        / 1e6
+    )
     e_ours, e_base = statistics.median(export_times), statistics.median(base_times)
     figures = [
-        Figure(f"`bundle export` of a {image_mb / 1000:.1f} GB image", "MB/s", image_mb / e_ours, image_mb / e_base,
-               ">= 0.9x throughput", (e_base / e_ours) >= 0.9),
-        Figure("bundle size", "MB", size_ours / 1e6, size_base / 1e6, "<= 1.05x", size_ours / size_base <= 1.05),
+        Figure(
+            f"`bundle export` of a {image_mb / 1000:.1f} GB image",
+            "MB/s",
+            image_mb / e_ours,
+            image_mb / e_base,
+            ">= 0.9x throughput",
+            (e_base / e_ours) >= 0.9,
+        ),
+        Figure(
+            "bundle size",
+            "MB",
+            size_ours / 1e6,
+            size_base / 1e6,
+            "<= 1.05x",
+            size_ours / size_base <= 1.05,
+        ),
         Figure("`bundle export` peak memory", "MiB", max(rss), None, "< 200 MiB", max(rss) < 200),
     ]
     import_times, load_times = [], []
@@ -243,32 +340,65 @@ def fig_bundle(reps: int, work: Path) -> list[Figure]:
         load_times.append(run_rss([f"zstd -dc {base_file} | docker load"], shell=True)[0])
         subprocess.run(["docker", "rmi", "-f", image_id], capture_output=True, check=False)
         shutil.rmtree(runs_dir, ignore_errors=True)
-        import_times.append(run_rss([reprise_bin, "bundle", "import", str(ours_file), "--runs-dir", str(runs_dir)])[0])
+        import_times.append(
+            run_rss([reprise_bin, "bundle", "import", str(ours_file), "--runs-dir", str(runs_dir)])[
+                0
+            ]
+        )
     subprocess.run(["docker", "tag", image_id, tag], check=False)
     i_ours, i_base = statistics.median(import_times), statistics.median(load_times)
-    figures.append(Figure("`bundle import` of that bundle", "MB/s", image_mb / i_ours, image_mb / i_base,
-                          ">= 0.9x throughput", (i_base / i_ours) >= 0.9))
+    figures.append(
+        Figure(
+            "`bundle import` of that bundle",
+            "MB/s",
+            image_mb / i_ours,
+            image_mb / i_base,
+            ">= 0.9x throughput",
+            (i_base / i_ours) >= 0.9,
+        )
+    )
     return figures
 
 
 def fig_ls(reps: int, work: Path) -> list[Figure]:
     runs = work / "runs"
     template = {
-        "schema": 1, "experiment": "bench", "status": "succeeded", "exit_code": 0, "command": ["python", "train.py"],
-        "seed": 1, "created_at": "2026-11-23T00:00:00.000Z", "image": {"tag": "reprise/x:1", "id": "sha256:1"},
-        "code": {"commit": "a" * 40}, "environment": {"run": {f"VAR{i}": "x" * 20 for i in range(30)}},
-        "host": {"hostname": "h", "gpu": {"gpus": []}}, "runtime": {"packages": [f"pkg{i}==1.0" for i in range(60)]},
+        "schema": 1,
+        "experiment": "bench",
+        "status": "succeeded",
+        "exit_code": 0,
+        "command": ["python", "train.py"],
+        "seed": 1,
+        "created_at": "2026-11-23T00:00:00.000Z",
+        "image": {"tag": "reprise/x:1", "id": "sha256:1"},
+        "code": {"commit": "a" * 40},
+        "environment": {"run": {f"VAR{i}": "x" * 20 for i in range(30)}},
+        "host": {"hostname": "h", "gpu": {"gpus": []}},
+        "runtime": {"packages": [f"pkg{i}==1.0" for i in range(60)]},
     }
     for i in range(10_000):
         d = runs / "bench" / f"20261123-{i // 3600:02d}{i // 60 % 60:02d}{i % 60:02d}-{i:08x}"
         d.mkdir(parents=True)
-        (d / "run.json").write_text(json.dumps({**template, "run_id": d.name}, indent=2, sort_keys=True))
+        (d / "run.json").write_text(
+            json.dumps({**template, "run_id": d.name}, indent=2, sort_keys=True)
+        )
     cold = run([*REPRISE, "ls", "--runs-dir", str(runs), "--json"])
-    warm = statistics.median(run([*REPRISE, "ls", "--runs-dir", str(runs), "--json"]) for _ in range(reps))
+    warm = statistics.median(
+        run([*REPRISE, "ls", "--runs-dir", str(runs), "--json"]) for _ in range(reps)
+    )
     return [
-        Figure("`reprise ls` over 10,000 runs (index warm)", "s", warm, None, "<= 0.5 s", warm <= 0.5),
-        Figure("`reprise ls` over 10,000 runs (no index yet)", "s", cold, None, "(no target)", True,
-               "the first listing reads every run.json and writes the index"),
+        Figure(
+            "`reprise ls` over 10,000 runs (index warm)", "s", warm, None, "<= 0.5 s", warm <= 0.5
+        ),
+        Figure(
+            "`reprise ls` over 10,000 runs (no index yet)",
+            "s",
+            cold,
+            None,
+            "(no target)",
+            True,
+            "the first listing reads every run.json and writes the index",
+        ),
     ]
 
 
@@ -280,11 +410,22 @@ def fig_reproduce(reps: int, work: Path) -> list[Figure]:
         subprocess.run([*REPRISE, "--project", str(root), "run"], check=True, capture_output=True)
         base.append(time.perf_counter() - start)
         start = time.perf_counter()
-        subprocess.run([*REPRISE, "--project", str(root), "reproduce", run_id], check=True, capture_output=True)
+        subprocess.run(
+            [*REPRISE, "--project", str(root), "reproduce", run_id], check=True, capture_output=True
+        )
         ours.append(time.perf_counter() - start)
     o, b = statistics.median(ours), statistics.median(base)
-    return [Figure("`reprise reproduce` of the example", "s", o, b, "<= 1.1x the run", o / b <= 1.1,
-                   "baseline: `reprise run` of the same example, whole process")]
+    return [
+        Figure(
+            "`reprise reproduce` of the example",
+            "s",
+            o,
+            b,
+            "<= 1.1x the run",
+            o / b <= 1.1,
+            "baseline: `reprise run` of the same example, whole process",
+        )
+    ]
 
 
 FIGURES: dict[str, Callable[[int, Path], list[Figure]]] = {
@@ -299,11 +440,21 @@ FIGURES: dict[str, Callable[[int, Path], list[Figure]]] = {
 
 
 def render(figures: list[Figure], reps: int) -> str:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.machine())
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.machine(),
+    )
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    docker = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
-                            text=True, check=False).stdout.strip()
+    docker = subprocess.run(
+        ["docker", "version", "--format", "{{.Server.Version}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     lines = [
         "# reprise benchmark results",
         "",
@@ -317,8 +468,10 @@ def render(figures: list[Figure], reps: int) -> str:
     for f in figures:
         base = f"{f.baseline:.3g} {f.unit}" if f.baseline is not None else "-"
         ratio = f"{f.ratio:.2f}x" if f.ratio is not None else "-"
-        lines.append(f"| {f.name} | {f.ours:.3g} {f.unit} | {base} | {ratio} | {f.target} | "
-                     f"{'yes' if f.met else '**no**'} |")
+        lines.append(
+            f"| {f.name} | {f.ours:.3g} {f.unit} | {base} | {ratio} | {f.target} | "
+            f"{'yes' if f.met else '**no**'} |"
+        )
     notes = [f"- {f.name}: {f.note}" for f in figures if f.note]
     if notes:
         lines += ["", "Notes:", *notes]
@@ -326,8 +479,12 @@ def render(figures: list[Figure], reps: int) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default=",".join(FIGURES), help="comma-separated: " + ", ".join(FIGURES))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--only", default=",".join(FIGURES), help="comma-separated: " + ", ".join(FIGURES)
+    )
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--no-write", action="store_true", help="do not rewrite bench/RESULTS.md")
     args = parser.parse_args()
@@ -342,8 +499,11 @@ def main() -> int:
                 figures.append(f)
                 ratio = f"{f.ratio:.2f}x" if f.ratio is not None else "-"
                 base = f"{f.baseline:.3g}" if f.baseline is not None else "-"
-                print(f"{f.name:<58} ours {f.ours:8.3g} {f.unit:<5} base {base:>8}  ratio {ratio:>6}  "
-                      f"target {f.target:<24} {'met' if f.met else 'MISSED'}", flush=True)
+                print(
+                    f"{f.name:<58} ours {f.ours:8.3g} {f.unit:<5} base {base:>8}  ratio {ratio:>6}  "
+                    f"target {f.target:<24} {'met' if f.met else 'MISSED'}",
+                    flush=True,
+                )
     text = render(figures, args.reps)
     if not args.no_write:
         (ROOT / "bench" / "RESULTS.md").write_text(text)
