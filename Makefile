@@ -13,7 +13,7 @@ CA_BUNDLE ?= $(or $(SSL_CERT_FILE),$(wildcard /etc/ssl/certs/ca-certificates.crt
 # Prints REPRISE_BASE_IMAGE=... as its last line; everything else goes to stderr.
 ENGINE := bash docker/engine.sh
 
-.PHONY: help venv engine test unit integration lint fmt demo bench golden clean
+.PHONY: help venv compile engine test unit integration lint fmt demo bench golden clean
 
 help:
 	@echo "make demo    bring up the engine, build the example, train, reproduce"
@@ -28,9 +28,14 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 
+# Byte-compiled at install: with PYTHONDONTWRITEBYTECODE set (as on some CI machines) every
+# command would otherwise compile its imports from source, every time.
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --compile-bytecode
 	touch $@
+
+compile: venv
+	@$(VENV)/bin/python -m compileall -q src
 
 venv: $(VENV)/.synced
 
@@ -62,12 +67,12 @@ fmt: venv
 golden: venv
 	REPRISE_UPDATE_GOLDEN=1 $(VENV)/bin/pytest -p no:cacheprovider tests/unit -k golden -q
 
-demo: venv
+demo: venv compile
 	@line=$$($(ENGINE) | tail -n 1); export "$$line"; \
 	  export REPRISE_CA_BUNDLE="$${REPRISE_CA_BUNDLE:-$(CA_BUNDLE)}"; \
 	  bash examples/demo.sh
 
-bench: venv
+bench: venv compile
 	@line=$$($(ENGINE) | tail -n 1); export "$$line"; \
 	  export REPRISE_CA_BUNDLE="$${REPRISE_CA_BUNDLE:-$(CA_BUNDLE)}"; \
 	  $(PY) bench/bench.py $(BENCH_ARGS)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
+from reprise import __version__
 from reprise.engine import Engine, parse_image_ref
 from reprise.errors import ProjectError, SettingsError
 from reprise.image import (
@@ -20,6 +23,8 @@ from reprise.image import (
     context_files,
     image_env,
     plan_image,
+    runtime_hash,
+    sha256,
     write_tar,
 )
 from reprise.project import Project, cache_dir, read_lock, uv_binary, uv_version
@@ -84,13 +89,20 @@ def ensure_local(engine: Engine, ref: str, say: Say) -> None:
         engine.pull(ref, progress=say)
 
 
-def probe_python(engine: Engine, base_digest_ref: str, requires_python: str | None) -> BasePython:
-    """The base image's Python (cached per base digest), or a uv-managed one when it has none."""
+def _probe_cache(base_digest_ref: str) -> Path:
     digest = base_digest_ref.rsplit("@", 1)[1].replace(":", "-")
-    cache = cache_dir() / "base-python" / f"{digest}.json"
+    return cache_dir() / "base-python" / f"{digest}.json"
+
+
+def probe_python(
+    engine: Engine, base_digest_ref: str, requires_python: str | None, say: Say
+) -> BasePython:
+    """The base image's Python (cached per base digest), or a uv-managed one when it has none."""
+    cache = _probe_cache(base_digest_ref)
     try:
         found = json.loads(cache.read_text())
     except (OSError, ValueError):
+        ensure_local(engine, base_digest_ref, say)
         out = engine.run_capture(
             base_digest_ref,
             [
@@ -140,9 +152,7 @@ def prepare(
             value=str(settings.wheelhouse),
         )
     base_digest_ref = resolve_base(engine, settings.base_image, say)
-    ensure_local(engine, base_digest_ref, say)
-    python = probe_python(engine, base_digest_ref, project.requires_python)
-    check_requires_python(project.requires_python, python, settings.base_image)
+    python = probe_python(engine, base_digest_ref, project.requires_python, say)
     inputs = ImageInputs(
         project_name=settings.project_name,
         base_ref=settings.base_image,
@@ -156,7 +166,36 @@ def prepare(
         ca_bundle=settings.ca_bundle is not None,
         wheelhouse=str(settings.wheelhouse) if settings.wheelhouse else None,
     )
-    return inputs, plan_image(inputs, template_text("Dockerfile.j2")), base_digest_ref
+    template = template_text("Dockerfile.j2")
+    cache = cache_dir() / "plans" / f"{plan_key(inputs, template)}.json"
+    try:
+        return inputs, ImagePlan(**json.loads(cache.read_text())), base_digest_ref
+    except (OSError, ValueError, TypeError):
+        pass
+    check_requires_python(project.requires_python, python, settings.base_image)
+    plan = plan_image(inputs, template)
+    with contextlib.suppress(OSError):
+        atomic_write(cache, json.dumps(dataclasses.asdict(plan), sort_keys=True))
+    return inputs, plan, base_digest_ref
+
+
+def plan_key(inputs: ImageInputs, template: str) -> str:
+    """Everything plan_image reads (and the requires-python check): same key, same plan."""
+    parts = {
+        "reprise": __version__,
+        "template": sha256(template.encode()),
+        "base_ref": inputs.base_ref,
+        "base_digest_ref": inputs.base_digest_ref,
+        "python": dataclasses.asdict(inputs.python),
+        "pyproject": sha256(inputs.pyproject_bytes),
+        "lock": sha256(inputs.lock),
+        "runtime": runtime_hash(inputs.runtime_files),
+        "uv": inputs.uv_version,
+        "ca_bundle": inputs.ca_bundle,
+        "wheelhouse": inputs.wheelhouse,
+        "project": inputs.project_name,
+    }
+    return sha256(json.dumps(parts, sort_keys=True).encode()).split(":")[1]
 
 
 def build(
@@ -175,6 +214,7 @@ def build(
             return BuildResult(
                 plan, inputs, str(existing["Id"]), False, inputs.base_ref, base_digest_ref
             )
+        ensure_local(engine, base_digest_ref, say)
         return _build(project, engine, inputs, plan, base_digest_ref, say)
 
 

@@ -102,8 +102,9 @@ def parse_image_ref(ref: str) -> tuple[str, str | None, str | None]:
 class Engine:
     """A connected Docker engine."""
 
-    def __init__(self, client: docker.DockerClient) -> None:
+    def __init__(self, client: docker.DockerClient, *, version: str | None = None) -> None:
         self._client = client
+        self._version = version
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Engine:
@@ -112,15 +113,17 @@ class Engine:
 
         try:
             client = docker.from_env(environment=dict(environ) if environ is not None else None)
-            client.ping()
+            version = str(client.version().get("Version", "unknown"))  # also proves it answers
         except docker.errors.DockerException as exc:
             raise EngineError(f"no Docker engine answers ({exc})", hint=ENGINE_HINT) from exc
-        return cls(client)
+        return cls(client, version=version)
 
     # --- engine ---------------------------------------------------------------------------
     def version(self) -> str:
-        with _engine_errors("asking the engine's version"):
-            return str(self._client.version().get("Version", "unknown"))
+        if self._version is None:
+            with _engine_errors("asking the engine's version"):
+                self._version = str(self._client.version().get("Version", "unknown"))
+        return self._version
 
     def info(self) -> dict[str, Any]:
         return dict(self._client.info())

@@ -63,21 +63,24 @@ def repo_root(path: Path) -> Path:
 
 def code_state(root: Path, *, exclude: tuple[Path, ...] = ()) -> CodeState:
     top = repo_root(root)
+    # Commit and branch in one call; an unborn HEAD fails it.
     head = subprocess.run(
-        ["git", "-C", str(top), "rev-parse", "--verify", "-q", "HEAD"],
+        ["git", "-C", str(top), "rev-parse", "HEAD", "--abbrev-ref", "HEAD"],
         capture_output=True,
         check=False,
     )
-    if head.returncode != 0:
+    lines = head.stdout.decode().split()
+    if head.returncode != 0 or len(lines) != 2:
         raise ProjectError(
             f"the git repository at {top} has no commit yet",
             path=str(top),
             hint="commit your code first: git add -A && git commit -m init",
         )
-    commit = head.stdout.decode().strip()
-    branch = _git(top, "rev-parse", "--abbrev-ref", "HEAD").decode().strip()
+    commit, branch = lines
     remote_out = subprocess.run(
-        ["git", "-C", str(top), "remote", "get-url", "origin"], capture_output=True, check=False
+        ["git", "-C", str(top), "config", "--get", "remote.origin.url"],
+        capture_output=True,
+        check=False,
     )
     remote = remote_out.stdout.decode().strip() if remote_out.returncode == 0 else None
     subdir = root.resolve().relative_to(top.resolve()).as_posix()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import platform
 import re
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -71,13 +70,26 @@ def cpu_model() -> str | None:
     return None
 
 
+def os_name() -> str:
+    """Kernel and distribution, cheaply (platform.platform() reads the interpreter binary)."""
+    uname = platform.uname()
+    pretty = ""
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                pretty = line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return f"{uname.system} {uname.release}" + (f" ({pretty})" if pretty else "")
+
+
 def describe_host(engine_version: str) -> dict[str, Any]:
     import os
 
     return {
-        "hostname": socket.gethostname(),
+        "hostname": platform.node(),
         "arch": platform.machine(),
-        "os": platform.platform(),
+        "os": os_name(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "docker_version": engine_version,

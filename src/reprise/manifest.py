@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +92,8 @@ def produced_files(run_dir: Path) -> list[str]:
 
 
 def build_manifest(root: Path, paths: Iterable[str], *, workers: int | None = None) -> Manifest:
+    from concurrent.futures import ThreadPoolExecutor
+
     paths = sorted(paths)
     workers = workers or min(8, (os.cpu_count() or 1) * 2)
 

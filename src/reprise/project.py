@@ -58,6 +58,12 @@ def uv_binary() -> Path:
 
 
 def uv_version() -> str:
+    """The version of the uv that reprise ships with (read from its dist-info name: cheap)."""
+    import uv
+
+    site = Path(uv.__file__).resolve().parents[1]
+    for entry in site.glob("uv-*.dist-info"):
+        return entry.name[len("uv-") : -len(".dist-info")]
     from importlib.metadata import version
 
     return version("uv")

@@ -4,8 +4,8 @@ stream its output, and finish the record (status, exit code, manifest) whatever 
 from __future__ import annotations
 
 import os
-import secrets
 import shlex
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +26,7 @@ from reprise.envvars import RunEnv
 from reprise.errors import ConfigError, RepriseError, SettingsError, UsageError
 from reprise.gitrepo import CodeState, code_state, export_code, require_clean
 from reprise.hostinfo import describe_host
-from reprise.lifecycle import finalize, follow, storage_errors
+from reprise.lifecycle import finalize, follow, run_lock, storage_errors
 from reprise.project import Project
 from reprise.runstore import (
     create_run_dir,
@@ -36,6 +36,7 @@ from reprise.runstore import (
     write_record,
 )
 from reprise.settings import parse_gpus
+from reprise.templating import warm_up
 
 Say = Callable[[str], None]
 LOG_TAIL_LINES = 40
@@ -84,6 +85,8 @@ def resolve_seed(config: dict[str, Any], flag: int | None) -> tuple[int, str, di
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"config key 'seed' must be an integer, not {value!r}", key="seed")
         return value, "config", config
+    import secrets
+
     return secrets.randbelow(2**31), "generated", config
 
 
@@ -173,9 +176,7 @@ def run_environment(inputs: RunInputs, run_id: str) -> dict[str, str]:
     return dict(sorted(env.items()))
 
 
-def initial_record(
-    inputs: RunInputs, image: RunImage, run_id: str, engine_version: str
-) -> dict[str, Any]:
+def initial_record(inputs: RunInputs, image: RunImage, run_id: str) -> dict[str, Any]:
     code = inputs.code
     return {
         "schema": keys.RUN_SCHEMA_VERSION,
@@ -224,7 +225,7 @@ def initial_record(
             "cpus": inputs.resources.cpus,
         },
         "container": None,
-        "host": describe_host(engine_version),
+        "host": None,  # filled in while the container starts
         "runtime": None,
         "manifest": None,
     }
@@ -243,6 +244,8 @@ def execute(
 
     Returns the run directory; its run.json holds the status.
     """
+    if inputs.card_template is None:
+        warm_up("model_card.md.j2")  # compiled while the container starts
     run_dir = start(engine, inputs, image, say=say)
     if detach:
         return run_dir
@@ -269,7 +272,15 @@ def start(engine: Engine, inputs: RunInputs, image: RunImage, *, say: Say) -> Pa
         code_path,
         subdir=inputs.code.subdir,
     )
-    record = initial_record(inputs, image, run_id, engine.version())
+    # nvidia-smi can take a while: the host is described while the container starts.
+    host: dict[str, Any] = {}
+    describing = threading.Thread(
+        target=lambda: host.update(describe_host(engine.version())),
+        name="reprise-host",
+        daemon=True,
+    )
+    describing.start()
+    record = initial_record(inputs, image, run_id)
     files: dict[str, bytes] = {
         keys.RUN_CONFIG: inputs.config_text.encode(),
         keys.RUN_DOCKERFILE: image.dockerfile,
@@ -300,8 +311,18 @@ def start(engine: Engine, inputs: RunInputs, image: RunImage, *, say: Say) -> Pa
         write_record(run_dir, record)
         engine.start(container_id)
     except RepriseError as exc:
+        describing.join()
+        record = read_record(run_dir)
+        record["host"] = host
+        write_record(run_dir, record)
         finalize(engine, run_dir, status="failed", exit_code=None, reason=exc.message)
         raise
+    describing.join()
+    with run_lock(run_dir):  # a concurrent reconcile may be finishing it already
+        current = read_record(run_dir)
+        if current["status"] == "running":
+            current["host"] = host
+            write_record(run_dir, current)
     return run_dir
 
 

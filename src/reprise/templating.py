@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -38,6 +39,36 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+_compiled: dict[str, jinja2.Template] = {}
+_compiled_lock = threading.Lock()
+
+
+def _template(text: str) -> jinja2.Template:
+    with _compiled_lock:
+        template = _compiled.get(text)
+    if template is None:
+        template = _environment().from_string(text)
+        with _compiled_lock:
+            _compiled[text] = template
+    return template
+
+
+def warm_up(*names: str) -> threading.Thread:
+    """Import Jinja and compile these packaged templates in the background.
+
+    Started while the engine is busy (a container starting), so that rendering afterwards
+    costs nothing: the import and compilation overlap with time spent waiting anyway.
+    """
+
+    def work() -> None:
+        for name in names:
+            _template(template_text(name))
+
+    thread = threading.Thread(target=work, name="reprise-templates", daemon=True)
+    thread.start()
+    return thread
+
+
 def render(text: str, context: dict[str, Any]) -> str:
     """Render template ``text`` with StrictUndefined: a missing variable is an error."""
-    return _environment().from_string(text).render(**context)
+    return _template(text).render(**context)
