@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -28,7 +27,7 @@ from reprise.image import (
     write_tar,
 )
 from reprise.project import Project, cache_dir, read_lock, uv_binary, uv_version
-from reprise.runstore import atomic_write
+from reprise.runstore import atomic_write, file_lock
 from reprise.templating import template_text
 
 Say = Callable[[str], None]
@@ -112,7 +111,7 @@ def probe_python(
             ],
         )
         found = json.loads(out.strip().splitlines()[-1])
-        atomic_write(cache, json.dumps(found))
+        atomic_write(cache, json.dumps(found), durable=False)
     if not found:
         return BasePython(managed=True, request=requires_python or "3.11")
     return BasePython(managed=False, path=found["path"], version=found["version"])
@@ -175,7 +174,7 @@ def prepare(
     check_requires_python(project.requires_python, python, settings.base_image)
     plan = plan_image(inputs, template)
     with contextlib.suppress(OSError):
-        atomic_write(cache, json.dumps(dataclasses.asdict(plan), sort_keys=True))
+        atomic_write(cache, json.dumps(dataclasses.asdict(plan), sort_keys=True), durable=False)
     return inputs, plan, base_digest_ref
 
 
@@ -218,17 +217,9 @@ def build(
         return _build(project, engine, inputs, plan, base_digest_ref, say)
 
 
-@contextlib.contextmanager
-def _build_lock(tag: str) -> Iterator[None]:
+def _build_lock(tag: str) -> contextlib.AbstractContextManager[None]:
     """One build of a tag at a time on this machine: concurrent runs wait, then reuse it."""
-    path = cache_dir() / "locks" / (tag.replace("/", "_").replace(":", "_") + ".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return file_lock(cache_dir() / "locks" / (tag.replace("/", "_").replace(":", "_") + ".lock"))
 
 
 def _build(

@@ -14,11 +14,14 @@ only then registers the run. On any failure nothing is left behind.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import queue
 import shutil
 import tarfile
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,7 @@ from typing import IO, Any
 
 from reprise import keys
 from reprise.bundleformat import (
+    COPY_CHUNK,
     END_OF_ARCHIVE,
     HEADER_LIMIT,
     HEADER_NAME,
@@ -222,23 +226,68 @@ class _ChunkReader:
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self.chunks = chunks
-        self.buffer = b""
+        self.buffer = bytearray()
+        self.offset = 0
 
     def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self.buffer) < size:
+        while size < 0 or len(self.buffer) - self.offset < size:
             try:
-                self.buffer += next(self.chunks)
+                chunk = next(self.chunks)
             except StopIteration:
                 break
-        if size < 0:
-            data, self.buffer = self.buffer, b""
-        else:
-            data, self.buffer = self.buffer[:size], self.buffer[size:]
+            if self.offset:  # drop what was read already, once per chunk (not per read)
+                del self.buffer[: self.offset]
+                self.offset = 0
+            self.buffer += chunk
+        end = len(self.buffer) if size < 0 else min(len(self.buffer), self.offset + size)
+        data = bytes(self.buffer[self.offset : end])
+        self.offset = end
         return data
 
 
+class _Prefetch(io.RawIOBase):
+    """Reads ahead from ``source`` in a thread (zstd decompression releases the GIL), so that
+    decompressing and hashing or loading run side by side on two cores."""
+
+    def __init__(self, source: IO[bytes], chunk: int = COPY_CHUNK, depth: int = 8) -> None:
+        self.queue: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=depth)
+        self.current = memoryview(b"")
+        self.done = False
+        self.thread = threading.Thread(target=self._fill, args=(source, chunk), daemon=True)
+        self.thread.start()
+
+    def _fill(self, source: IO[bytes], chunk: int) -> None:
+        try:
+            while data := source.read(chunk):
+                self.queue.put(data)
+            self.queue.put(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader, which raises it
+            self.queue.put(exc)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self.current:
+            if self.done:
+                return 0
+            item = self.queue.get()
+            if item is None:
+                self.done = True
+                return 0
+            if isinstance(item, BaseException):
+                self.done = True
+                raise item
+            self.current = memoryview(item)
+        n = min(len(buffer), len(self.current))
+        buffer[:n] = self.current[:n]
+        self.current = self.current[n:]
+        return n
+
+
 def _add_image(writer: MemberWriter, save_stream: Iterator[bytes]) -> None:
-    with tarfile.open(fileobj=_ChunkReader(save_stream), mode="r|") as tar:  # type: ignore[call-overload]
+    reader = _ChunkReader(save_stream)
+    with tarfile.open(fileobj=reader, mode="r|", bufsize=COPY_CHUNK) as tar:  # type: ignore[call-overload]
         for info in tar:
             name = f"image/{info.name}"
             if info.isdir():
@@ -284,7 +333,10 @@ def read_header(path: Path) -> Header:
     import zstandard
 
     try:
-        with _open_stream(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        with (
+            _open_stream(path) as stream,
+            tarfile.open(fileobj=stream, mode="r|", bufsize=COPY_CHUNK) as tar,
+        ):
             return _read_header(tar, path)
     except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as exc:
         raise _stream_error(exc, path) from exc
@@ -324,7 +376,14 @@ def import_bundle(engine: Engine, path: Path, runs_dir: Path, say: Say) -> Impor
     loaded_new: str | None = None
     try:
         try:
-            with _open_stream(path) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+            with (
+                _open_stream(path) as stream,
+                tarfile.open(
+                    fileobj=io.BufferedReader(_Prefetch(stream), COPY_CHUNK),
+                    mode="r|",
+                    bufsize=COPY_CHUNK,
+                ) as tar,
+            ):
                 header = _read_header(tar, path)
                 image_id = str(header.image["id"])
                 existed = engine.image_attrs(image_id) is not None

@@ -127,7 +127,7 @@ def write_card(
     if curves:
         png, legend = plot_series(curves)
         png_path = out.parent / keys.RUN_PLOT
-        atomic_write(png_path, png)
+        atomic_write(png_path, png, durable=False)
         plot = {"file": keys.RUN_PLOT, "legend": legend}
-    atomic_write(out, render_card(record, run_dir, template, plot))
+    atomic_write(out, render_card(record, run_dir, template, plot), durable=False)
     return out

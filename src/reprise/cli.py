@@ -28,8 +28,12 @@ def quiet(_: str) -> None:
     return None
 
 
-def _emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
+def _emit_json(data: Any, *, compact: bool = False) -> None:
+    """One JSON value on stdout; ``compact`` for long lists (json's indenting encoder is slow)."""
+    if compact:
+        click.echo(json.dumps(data, sort_keys=True, separators=(",", ":")))
+    else:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
 class _Group(click.Group):
@@ -659,13 +663,17 @@ def ls_(
       reprise ls -e spiral -s failed
       reprise ls --json | jq '.[0].run_id'
     """
-    from reprise.listing import list_runs
+    from reprise.listing import all_summaries, filter_runs
 
     where = _runs_dir(ctx, runs_dir)
-    _reconcile_running(where)
-    runs = list_runs(where, experiment=experiment, status=status, limit=limit)
+    summaries = all_summaries(where)
+    running = [Path(s["path"]) for s in summaries if s["status"] == "running"]
+    if running:
+        _reconcile_running(where, only=running)
+        summaries = all_summaries(where)
+    runs = filter_runs(summaries, experiment=experiment, status=status, limit=limit)
     if as_json:
-        _emit_json(runs)
+        _emit_json(runs, compact=True)
         return
     if not runs:
         say("no runs")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from reprise.errors import ProjectError
-from reprise.manifest import build_manifest
+from reprise.manifest import hash_entries, scan_files
 
 CONTAINER_DATA = "/workspace/data"
 
@@ -26,12 +26,6 @@ class Dataset:
         return {"path": str(self.path), "hash": self.hash, "files": self.files, "bytes": self.bytes}
 
 
-def _files(root: Path) -> list[str]:
-    if root.is_file():
-        return [root.name]
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-
-
 def hash_dataset(name: str, path: Path) -> Dataset:
     if not path.exists():
         raise ProjectError(
@@ -39,8 +33,10 @@ def hash_dataset(name: str, path: Path) -> Dataset:
             path=str(path),
             hint=f"fix [tool.reprise] data.{name}, or create the folder",
         )
-    root = path.parent if path.is_file() else path
-    manifest = build_manifest(root, _files(path))
+    if path.is_file():
+        manifest = hash_entries(path.parent, [(path.name, path.stat().st_size)])
+    else:
+        manifest = hash_entries(path, scan_files(path))
     digest = "sha256:" + hashlib.sha256(manifest.to_json().encode()).hexdigest()
     return Dataset(name, path, digest, len(manifest.files), sum(e.size for e in manifest.files))
 

@@ -28,6 +28,18 @@ def _quiet(_: str) -> None:
     return None
 
 
+def _report(line: Mapping[str, Any], progress: ProgressFn) -> None:
+    """One layer's status from a pull or push stream (byte-level progress is left out)."""
+    status = line.get("status")
+    if status and line.get("id") and "progress" not in line:
+        progress(f"{line['id']}: {status}")
+
+
+def _guarded(stream: Iterable[bytes], doing: str) -> Iterator[bytes]:
+    with _engine_errors(doing):
+        yield from stream
+
+
 class ContainerGoneError(EngineError):
     """The container a run was using no longer exists in the engine."""
 
@@ -165,9 +177,7 @@ class Engine:
             ):
                 if "error" in line:
                     raise ImageUnavailableError(f"pull of {ref} failed: {line['error']}")
-                status = line.get("status")
-                if status and line.get("id") and "progress" not in line:
-                    progress(f"{line['id']}: {status}")
+                _report(line, progress)
         except docker.errors.APIError as exc:
             raise ImageUnavailableError(
                 f"pull of {ref} failed: {exc.explanation or exc}",
@@ -193,9 +203,7 @@ class Engine:
                 aux = line.get("aux")
                 if isinstance(aux, dict) and "Digest" in aux:
                     digest = str(aux["Digest"])
-                status = line.get("status")
-                if status and line.get("id") and "progress" not in line:
-                    progress(f"{line['id']}: {status}")
+                _report(line, progress)
         except docker.errors.APIError as exc:
             raise EngineError(
                 f"push of {repo}:{tag} failed: {exc.explanation or exc}",
@@ -401,6 +409,19 @@ class Engine:
             )
             yield from stream
 
+    def attach(self, container_id: str) -> Iterator[bytes]:
+        """The container's output (from its very start) as it comes, until it exits.
+
+        Opened before the container starts, as `docker run` does, so that no output is missed
+        and no second request is needed once it runs.
+        """
+        doing = f"attaching to container {container_id[:12]}"
+        with _engine_errors(doing):
+            stream = self._client.api.attach(
+                container_id, stdout=True, stderr=True, stream=True, logs=True
+            )
+        return _guarded(stream, doing)
+
     def container_state(self, container_id: str) -> dict[str, Any] | None:
         """The container's State (Status, ExitCode, OOMKilled, ...), or None if it is gone."""
         import docker.errors
@@ -416,18 +437,23 @@ class Engine:
         return state
 
     def wait(self, container_id: str) -> ContainerExit:
+        """Block until the container exits. A clean exit needs no inspection; any other is
+        inspected, for the OOM-killer's mark and the engine's error."""
         import docker.errors
 
         with _engine_errors(f"waiting for container {container_id[:12]}"):
             try:
                 result: dict[str, Any] = dict(self._client.api.wait(container_id))
-                attrs: dict[str, Any] = dict(self._client.api.inspect_container(container_id))
+                code = int(result.get("StatusCode", -1))
+                state: dict[str, Any] = {}
+                if code != 0 or result.get("Error"):
+                    attrs = dict(self._client.api.inspect_container(container_id))
+                    state = attrs.get("State") or {}
             except docker.errors.NotFound as exc:
                 raise ContainerGoneError(f"container {container_id[:12]} no longer exists") from exc
-        state: dict[str, Any] = attrs.get("State") or {}
         error = (result.get("Error") or {}).get("Message") or state.get("Error") or None
         return ContainerExit(
-            status_code=int(result.get("StatusCode", -1)),
+            status_code=code,
             oom_killed=bool(state.get("OOMKilled", False)),
             error=error,
             details={"state": state},

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import signal
@@ -28,7 +27,7 @@ from reprise.envvars import Redactor
 from reprise.errors import EXIT_UNAVAILABLE, EngineError, RepriseError
 from reprise.image import sha256
 from reprise.manifest import manifest_of_run
-from reprise.runstore import atomic_write, read_record, write_record
+from reprise.runstore import atomic_write, file_lock, read_record, write_record
 
 Say = Callable[[str], None]
 FINAL_STATES = frozenset({"succeeded", "failed", "interrupted", "lost"})
@@ -64,16 +63,9 @@ def storage_errors(doing: str, hint: str) -> Iterator[None]:
 
 
 # --- finishing -----------------------------------------------------------------------------
-@contextlib.contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
+def run_lock(run_dir: Path) -> contextlib.AbstractContextManager[None]:
     """An exclusive lock beside the run directory (not in it: it is no output)."""
-    lock_path = run_dir.parent / f".{run_dir.name}.lock"
-    with lock_path.open("a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return file_lock(run_dir.parent / f".{run_dir.name}.lock")
 
 
 def _tail(path: Path, lines: int) -> str:
@@ -124,7 +116,7 @@ def _complete(run_dir: Path, record: dict[str, Any], status: str, exit_code: int
             f"status: {status}\nexit code: {exit_code}\nreason: {record.get('reason') or ''}\n\n"
             f"--- last lines of logs/run.log ---\n{tail}\n"
         )
-        atomic_write(run_dir / keys.RUN_FAILED, failed)
+        atomic_write(run_dir / keys.RUN_FAILED, failed, durable=False)
     write_record(run_dir, record)
 
 
@@ -293,8 +285,12 @@ def capture(
     *,
     follow: bool,
     say: Say = _quiet,
+    stream: Iterator[bytes] | None = None,
 ) -> None:
-    """Append to logs/run.log what the container printed beyond what is already there."""
+    """Append to logs/run.log what the container printed beyond what is already there.
+
+    ``stream``: an attach opened before the container started (else the engine's log).
+    """
     log_path = run_dir / keys.RUN_LOG
     try:
         skip = _count_lines(log_path)
@@ -303,7 +299,7 @@ def capture(
     redactor = Redactor(secrets)
     log = _LogFile(log_path, say)
     try:
-        for raw in engine.logs(container_id, follow=follow):
+        for raw in stream if stream is not None else engine.logs(container_id, follow=follow):
             chunk = raw
             if skip:
                 chunk, skip = _skip_lines(chunk, skip)
@@ -327,6 +323,7 @@ def follow(
     on_interrupt: str = "stop",
     secrets: list[str] | None = None,
     card_template: Path | None = None,
+    attached: Iterator[bytes] | None = None,
 ) -> dict[str, Any]:
     """Stream the run's output until its container exits, then finish the record.
 
@@ -343,7 +340,17 @@ def follow(
     with _survive_hangup():
         while True:
             try:
-                capture(engine, run_dir, container_id, masked, out, follow=True, say=say)
+                capture(
+                    engine,
+                    run_dir,
+                    container_id,
+                    masked,
+                    out,
+                    follow=True,
+                    say=say,
+                    stream=attached,
+                )
+                attached = None  # after an engine hiccup, the log is read again from the engine
                 result = engine.wait(container_id)
             except KeyboardInterrupt:
                 if on_interrupt != "stop":

@@ -54,7 +54,7 @@ def _scan(runs_dir: Path) -> list[tuple[str, os.stat_result]]:
             if run.name.startswith("."):
                 continue
             try:
-                st = (Path(run.path) / keys.RUN_JSON).stat()
+                st = os.stat(f"{run.path}/{keys.RUN_JSON}")  # noqa: PTH116 - 10,000 runs: no Path objects
             except (FileNotFoundError, NotADirectoryError):
                 continue
             found.append((f"{exp.name}/{run.name}", st))
@@ -93,13 +93,31 @@ def all_summaries(runs_dir: Path) -> list[dict[str, Any]]:
         # A read-only runs directory: listing still works, just without the cache.
         with contextlib.suppress(OSError):
             atomic_write(
-                index_path, json.dumps({"version": INDEX_VERSION, "runs": fresh}, sort_keys=True)
+                index_path,
+                json.dumps({"version": INDEX_VERSION, "runs": fresh}, sort_keys=True),
+                durable=False,
             )
     summaries = [dict(e["summary"], path=str(runs_dir / rel)) for rel, e in fresh.items()]
     summaries.sort(
         key=lambda s: (str(s.get("run_id") or ""), str(s.get("experiment") or "")), reverse=True
     )
     return summaries
+
+
+def filter_runs(
+    summaries: list[dict[str, Any]],
+    *,
+    experiment: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    out = [
+        s
+        for s in summaries
+        if (experiment is None or s["experiment"] == experiment)
+        and (status is None or s["status"] == status)
+    ]
+    return out[:limit] if limit else out
 
 
 def list_runs(
@@ -109,10 +127,4 @@ def list_runs(
     status: str | None = None,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    out = [
-        s
-        for s in all_summaries(runs_dir)
-        if (experiment is None or s["experiment"] == experiment)
-        and (status is None or s["status"] == status)
-    ]
-    return out[:limit] if limit else out
+    return filter_runs(all_summaries(runs_dir), experiment=experiment, status=status, limit=limit)

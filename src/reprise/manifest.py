@@ -63,51 +63,66 @@ class Manifest:
         )
 
 
-def hash_file(path: Path) -> str:
+def hash_file(path: Path, size: int | None = None) -> str:
+    """blake3 of a file: a plain read when small; memory-mapped and multi-threaded when large."""
     import blake3
 
-    size = path.stat().st_size
+    if size is None:
+        size = path.stat().st_size
     if size >= _MMAP_THRESHOLD:
         hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
         hasher.update_mmap(path)
         return str(hasher.hexdigest())
-    with path.open("rb") as fh:
-        return str(blake3.blake3(fh.read()).hexdigest())
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, max(size, 1 << 16)):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return str(blake3.blake3(b"".join(chunks)).hexdigest())
+
+
+def scan_files(root: Path) -> list[tuple[str, int]]:
+    """(relative path, size) of every regular file under ``root``; symlinks are not followed."""
+    found: list[tuple[str, int]] = []
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        with os.scandir(f"{root}/{rel_dir}" if rel_dir else root) as entries:
+            for entry in entries:
+                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(rel)
+                elif entry.is_file(follow_symlinks=False):
+                    found.append((rel, entry.stat(follow_symlinks=False).st_size))
+    return sorted(found)
+
+
+def _is_record(rel: str) -> bool:
+    return rel in keys.RUN_RECORD_FILES or rel.startswith(keys.RUN_RUNTIME_DIR + "/")
 
 
 def produced_files(run_dir: Path) -> list[str]:
     """Every regular file under ``run_dir`` that the job produced (reprise's records excluded)."""
-    found: list[str] = []
-    runtime = keys.RUN_RUNTIME_DIR + "/"
-    for dirpath, dirnames, filenames in os.walk(run_dir):
-        dirnames.sort()
-        for name in filenames:
-            full = Path(dirpath) / name
-            rel = full.relative_to(run_dir).as_posix()
-            if rel in keys.RUN_RECORD_FILES or rel.startswith(runtime):
-                continue
-            if full.is_file() and not full.is_symlink():
-                found.append(rel)
-    return sorted(found)
+    return [rel for rel, _ in scan_files(run_dir) if not _is_record(rel)]
 
 
-def build_manifest(root: Path, paths: Iterable[str], *, workers: int | None = None) -> Manifest:
-    from concurrent.futures import ThreadPoolExecutor
-
-    paths = sorted(paths)
-    workers = workers or min(8, (os.cpu_count() or 1) * 2)
-
-    def one(rel: str) -> Entry:
-        full = root / rel
-        return Entry(rel, full.stat().st_size, hash_file(full))
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        entries = list(pool.map(one, paths))
+def hash_entries(root: Path, files: Iterable[tuple[str, int]]) -> Manifest:
+    """Hash files one after the other: small ones cost a read each (threads would only fight
+    over the GIL), large ones use every core through blake3's own threads."""
+    entries = [Entry(rel, size, hash_file(root / rel, size)) for rel, size in sorted(files)]
     return Manifest(ALGORITHM, tuple(entries))
 
 
+def build_manifest(root: Path, paths: Iterable[str]) -> Manifest:
+    return hash_entries(root, [(rel, (root / rel).stat().st_size) for rel in paths])
+
+
 def manifest_of_run(run_dir: Path) -> Manifest:
-    return build_manifest(run_dir, produced_files(run_dir))
+    return hash_entries(
+        run_dir, [(rel, size) for rel, size in scan_files(run_dir) if not _is_record(rel)]
+    )
 
 
 @dataclass(frozen=True)

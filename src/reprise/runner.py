@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shlex
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -246,7 +246,7 @@ def execute(
     """
     if inputs.card_template is None:
         warm_up("model_card.md.j2")  # compiled while the container starts
-    run_dir = start(engine, inputs, image, say=say)
+    run_dir, attached = start(engine, inputs, image, say=say, attach=not detach)
     if detach:
         return run_dir
     follow(
@@ -257,12 +257,18 @@ def execute(
         on_interrupt="stop",
         secrets=inputs.env.secret_values(),
         card_template=inputs.card_template,
+        attached=attached,
     )
     return run_dir
 
 
-def start(engine: Engine, inputs: RunInputs, image: RunImage, *, say: Say) -> Path:
-    """Make the run directory, create and start the container, and record its id at once."""
+def start(
+    engine: Engine, inputs: RunInputs, image: RunImage, *, say: Say, attach: bool = True
+) -> tuple[Path, Iterator[bytes] | None]:
+    """Make the run directory, create and start the container, and record its id at once.
+
+    With ``attach``, the container's output stream is opened before it starts (returned).
+    """
     run_id = new_run_id()
     code_path = code_dir(inputs.runs_dir, inputs.code)
     export_code(
@@ -290,7 +296,7 @@ def start(engine: Engine, inputs: RunInputs, image: RunImage, *, say: Say) -> Pa
         files[keys.RUN_PATCH] = inputs.code.patch
     with storage_errors("creating the run directory", "free space in the runs directory"):
         run_dir = create_run_dir(inputs.runs_dir, inputs.experiment, run_id, files)
-        write_record(run_dir, record)
+        write_record(run_dir, record, durable=False)
     say(f"run {run_id} in {run_dir}")
     user, uid, gid = _container_user()
     if os.getuid() == 0:
@@ -308,13 +314,14 @@ def start(engine: Engine, inputs: RunInputs, image: RunImage, *, say: Say) -> Pa
             "cpus": inputs.resources.cpus,
         }
         record["started_at"] = utc_now()
-        write_record(run_dir, record)
+        write_record(run_dir, record, durable=False)
+        attached = engine.attach(container_id) if attach else None
         engine.start(container_id)
     except RepriseError as exc:
         describing.join()
         record = read_record(run_dir)
         record["host"] = host
-        write_record(run_dir, record)
+        write_record(run_dir, record, durable=False)
         finalize(engine, run_dir, status="failed", exit_code=None, reason=exc.message)
         raise
     describing.join()
@@ -322,8 +329,8 @@ def start(engine: Engine, inputs: RunInputs, image: RunImage, *, say: Say) -> Pa
         current = read_record(run_dir)
         if current["status"] == "running":
             current["host"] = host
-            write_record(run_dir, current)
-    return run_dir
+            write_record(run_dir, current, durable=False)
+    return run_dir, attached
 
 
 def container_spec(
