@@ -286,8 +286,9 @@ class _Prefetch(io.RawIOBase):
 
 
 def _add_image(writer: MemberWriter, save_stream: Iterator[bytes]) -> None:
-    reader = _ChunkReader(save_stream)
-    with tarfile.open(fileobj=reader, mode="r|", bufsize=COPY_CHUNK) as tar:  # type: ignore[call-overload]
+    # The engine's stream is read ahead in a thread: receiving it overlaps with hashing.
+    reader = io.BufferedReader(_Prefetch(_ChunkReader(save_stream)), COPY_CHUNK)  # type: ignore[arg-type]
+    with tarfile.open(fileobj=reader, mode="r|", bufsize=COPY_CHUNK) as tar:
         for info in tar:
             name = f"image/{info.name}"
             if info.isdir():

@@ -725,7 +725,8 @@ def show(ctx: click.Context, run: str, as_json: bool, runs_dir: str | None) -> N
 @_RUNS_DIR_OPTION
 @click.pass_context
 def gc(ctx: click.Context, yes: bool, as_json: bool, runs_dir: str | None) -> None:
-    """Remove this project's images that no run refers to (a dry run unless --yes).
+    """Remove this project's images that no run refers to, and stopped containers of finished
+    runs (a dry run unless --yes).
 
     \b
     Examples:
@@ -742,6 +743,8 @@ def gc(ctx: click.Context, yes: bool, as_json: bool, runs_dir: str | None) -> No
         _emit_json(result)
         return
     verb = "removed" if yes else "would remove"
+    for container in result["containers"]:
+        click.echo(f"{verb} stopped container {container[:12]} (its run is finished)")
     for image in result["images"]:
         click.echo(f"{verb} {image['id']} {' '.join(image['tags'])} ({image['size']} bytes)")
     click.echo(

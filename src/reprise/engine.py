@@ -433,6 +433,7 @@ class Engine:
                 return None
         state: dict[str, Any] = dict(attrs.get("State") or {})
         state["Env"] = list((attrs.get("Config") or {}).get("Env") or [])
+        state["Labels"] = dict((attrs.get("Config") or {}).get("Labels") or {})
         state["Memory"] = int((attrs.get("HostConfig") or {}).get("Memory") or 0)
         return state
 

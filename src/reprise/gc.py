@@ -9,8 +9,9 @@ from typing import Any
 
 from reprise import keys
 from reprise.engine import Engine
-from reprise.errors import EngineError
+from reprise.errors import EngineError, RepriseError
 from reprise.listing import all_summaries
+from reprise.runstore import read_record
 
 Say = Callable[[str], None]
 
@@ -33,9 +34,31 @@ def unreferenced_images(engine: Engine, runs_dir: Path, project: str) -> list[Un
     return sorted(found, key=lambda i: i.id)
 
 
+def stale_containers(engine: Engine) -> list[str]:
+    """Stopped containers reprise started whose run is finished or gone (left behind when the
+    engine went away while a run was being finished)."""
+    stale = []
+    for container in engine.containers_with_label(keys.LABEL_RUN_DIR):
+        state = engine.container_state(container)
+        if state is None or state.get("Running") or state.get("Restarting"):
+            continue
+        run_dir = Path(state.get("Labels", {}).get(keys.LABEL_RUN_DIR, ""))
+        try:
+            status = read_record(run_dir)["status"]
+        except RepriseError:
+            status = "gone"
+        if status != "running":  # a `running` record is reconcile's to finish, not gc's
+            stale.append(container)
+    return sorted(stale)
+
+
 def collect(
     engine: Engine, runs_dir: Path, project: str, *, remove: bool, say: Say
 ) -> dict[str, Any]:
+    containers = stale_containers(engine)
+    if remove:
+        for container in containers:
+            engine.remove_container(container)
     removed: list[Unreferenced] = []
     for image in unreferenced_images(engine, runs_dir, project):
         if remove:
@@ -46,6 +69,7 @@ def collect(
                 continue
         removed.append(image)
     return {
+        "containers": containers,
         "images": [asdict(i) for i in removed],
         "bytes": sum(i.size for i in removed),
         "removed": remove,

@@ -7,6 +7,7 @@ directly without an engine, these tests are skipped, unless REPRISE_REQUIRE_ENGI
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,6 +100,20 @@ def cleanup(engine: Engine) -> Iterator[Cleanup]:
     c = Cleanup(engine)
     yield c
     c.run()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_containers_left_behind(
+    engine: Engine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Every container a test's run started is gone at the end (runs live under the tmp base)."""
+    yield
+    base = str(tmp_path_factory.getbasetemp())
+    with contextlib.suppress(EngineError):
+        for container in engine.containers_with_label("org.reprise.run-dir"):
+            state = engine.container_state(container) or {}
+            if str((state.get("Labels") or {}).get("org.reprise.run-dir", "")).startswith(base):
+                engine.remove_container(container)
 
 
 @pytest.fixture(scope="session")

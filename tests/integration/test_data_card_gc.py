@@ -144,3 +144,32 @@ def test_gc_lists_then_removes_only_unreferenced_project_images(
     assert engine.image_attrs(orphan) is None
     assert engine.image_attrs(image.image_id) is not None
     assert read_record(Path(json.loads(_cli(example, "ls", "--json", "-n", "1").stdout)[0]["path"]))
+
+
+def test_gc_removes_stopped_containers_of_finished_runs(
+    example: Path, engine: Engine, image: builder.BuildResult
+) -> None:
+    from reprise.engine import ContainerSpec
+
+    run_dir, record = run_example(load_project(example), engine, image, command=["true"])
+    assert record["status"] == "succeeded"
+    left = engine.create(
+        ContainerSpec(
+            image=image.image_id,
+            command=["true"],
+            environment={},
+            mounts=[],
+            working_dir="/",
+            user="1000:1000",
+            labels={
+                "org.reprise.run-dir": str(run_dir.resolve()),
+                "org.reprise.run-id": run_dir.name,
+            },
+        )
+    )
+    dry = json.loads(_cli(example, "gc", "--json").stdout)
+    assert left in dry["containers"]
+    assert engine.container_state(left) is not None
+    done = json.loads(_cli(example, "gc", "--yes", "--json").stdout)
+    assert left in done["containers"]
+    assert engine.container_state(left) is None
