@@ -505,6 +505,9 @@ def render(figures: list[Figure], reps: int) -> str:
     notes = [f"- {f.name}: {f.note}" for f in figures if f.note]
     if notes:
         lines += ["", "Notes:", *notes]
+    analysis = ROOT / "bench" / "ANALYSIS.md"
+    if analysis.is_file():
+        lines += ["", analysis.read_text().rstrip()]
     return "\n".join(lines) + "\n"
 
 
