@@ -1,0 +1,91 @@
+"""Smaller promises of `reprise run`: Ctrl-C, GPU device requests, base tags resolved."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from reprise import builder
+from reprise.engine import ContainerSpec, Engine
+
+from .conftest import Cleanup
+
+
+def test_ctrl_c_stops_and_removes_the_container_and_records_interrupted(
+    example: Path, engine: Engine, image: builder.BuildResult
+) -> None:
+    cli = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reprise",
+            "--project",
+            str(example),
+            "run",
+            "--json",
+            "--",
+            "python",
+            "-c",
+            "import time\nprint('working', flush=True)\ntime.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    runs = example / "runs" / "spiral"
+    deadline = time.monotonic() + 60
+    run_dir = None
+    while time.monotonic() < deadline and run_dir is None:
+        for p in sorted(runs.iterdir()) if runs.is_dir() else []:
+            log = p / "logs" / "run.log"
+            if not p.name.startswith(".") and log.is_file() and "working" in log.read_text():
+                record = json.loads((p / "run.json").read_text())
+                if record["status"] == "running" and "sleep(120)" in " ".join(record["command"]):
+                    run_dir = p
+        time.sleep(0.2)
+    assert run_dir is not None
+    container = json.loads((run_dir / "run.json").read_text())["container"]["id"]
+    cli.send_signal(signal.SIGINT)
+    _, stderr = cli.communicate(timeout=60)
+    assert cli.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "interrupted" and "Ctrl-C" in record["reason"]
+    assert engine.container_state(container) is None
+
+
+def test_gpus_become_device_requests(
+    engine: Engine, image: builder.BuildResult, cleanup: Cleanup
+) -> None:
+    for gpus, count in (("all", -1), ("2", 2)):
+        spec = ContainerSpec(
+            image=image.image_id,
+            command=["true"],
+            environment={},
+            mounts=[],
+            working_dir="/",
+            user="1000:1000",
+            labels={},
+            gpus=gpus,
+        )
+        container = cleanup.container(engine.create(spec))
+        host = engine._client.api.inspect_container(container)["HostConfig"]
+        requests = host["DeviceRequests"]
+        assert requests and requests[0]["Count"] == count
+        assert requests[0]["Capabilities"] == [["gpu"]]
+        assert host["NetworkMode"] == "none"
+
+
+def test_a_base_tag_is_resolved_to_its_digest_with_a_warning(
+    engine: Engine, base_image: str
+) -> None:
+    repo = base_image.split("@")[0]
+    said: list[str] = []
+    resolved = builder.resolve_base(engine, f"{repo}:bookworm-python3", said.append)
+    assert resolved == base_image
+    assert any("tags move" in line for line in said)
+    assert builder.resolve_base(engine, base_image, said.append) == base_image
