@@ -4,7 +4,6 @@ stream its output, and finish the record (status, exit code, manifest) whatever 
 from __future__ import annotations
 
 import os
-import shlex
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -363,10 +362,6 @@ def container_spec(
         shm_size=inputs.resources.shm_size,
         cpus=inputs.resources.cpus,
     )
-
-
-def command_line(command: Sequence[str]) -> str:
-    return shlex.join(command)
 
 
 def load_finished(run_dir: Path) -> dict[str, Any]:
