@@ -68,12 +68,6 @@ def _project(ctx: click.Context) -> Project:
     return load_project(Path(root) if root else find_root(Path.cwd()))
 
 
-def _import_docker_in_background() -> None:
-    import threading
-
-    threading.Thread(target=lambda: __import__("docker"), daemon=True).start()
-
-
 def _engine() -> Engine:
     from reprise.engine import Engine
 
@@ -243,7 +237,6 @@ def run(
     from reprise.envvars import resolve_env
     from reprise.project import read_lock
 
-    _import_docker_in_background()  # it overlaps with git and the config below
     project = _project(ctx)
     env = resolve_env(env_flags, [Path(f) for f in env_files], secret_flags, os.environ)
     lock = read_lock(project)

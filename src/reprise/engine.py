@@ -7,11 +7,13 @@ lazily so that ``reprise --help`` and the unit tests need no daemon and pay no i
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
+from reprise.dockerapi import APIError, UnixAPI, create_config, socket_path
 from reprise.errors import BuildError, EngineError, ImageUnavailableError
 
 if TYPE_CHECKING:
@@ -37,6 +39,25 @@ def _report(line: Mapping[str, Any], progress: ProgressFn) -> None:
 
 def _guarded(stream: Iterable[bytes], doing: str) -> Iterator[bytes]:
     with _engine_errors(doing):
+        yield from stream
+
+
+@contextlib.contextmanager
+def _fast_errors(doing: str) -> Iterator[None]:
+    """The socket client's failures as EngineError: an API error with the engine's message,
+    anything on the wire as lost contact."""
+    try:
+        yield
+    except EngineError:
+        raise
+    except APIError as exc:
+        raise EngineError(f"the engine refused {doing}: {exc.message}") from exc
+    except (OSError, ValueError) as exc:
+        raise EngineError(f"lost contact with the engine while {doing}: {exc}") from exc
+
+
+def _fast_guarded(stream: Iterator[bytes], doing: str) -> Iterator[bytes]:
+    with _fast_errors(doing):
         yield from stream
 
 
@@ -114,12 +135,42 @@ def parse_image_ref(ref: str) -> tuple[str, str | None, str | None]:
 class Engine:
     """A connected Docker engine."""
 
-    def __init__(self, client: docker.DockerClient, *, version: str | None = None) -> None:
-        self._client = client
+    def __init__(
+        self,
+        client: docker.DockerClient | None,
+        *,
+        version: str | None = None,
+        fast: UnixAPI | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._sdk = client
         self._version = version
+        self._fast = fast  # the hot path over the local socket, without the SDK
+        self._environ = dict(environ) if environ is not None else None
+
+    @property
+    def _client(self) -> docker.DockerClient:
+        """The Docker SDK client, made on first use (builds, pushes, pulls, save, load...)."""
+        if self._sdk is None:
+            import docker
+
+            with _engine_errors("connecting to the engine"):
+                self._sdk = docker.from_env(environment=self._environ)
+        return self._sdk
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Engine:
+        env = dict(os.environ if environ is None else environ)
+        path = socket_path(env)
+        if path is not None and os.path.exists(path):  # noqa: PTH110 - before any import
+            fast = UnixAPI(path)
+            try:
+                version = str(fast.version().get("Version", "unknown"))
+            except (OSError, APIError, ValueError) as exc:
+                raise EngineError(
+                    f"no Docker engine answers at {path} ({exc})", hint=ENGINE_HINT
+                ) from exc
+            return cls(None, version=version, fast=fast, environ=env)
         import docker
         import docker.errors
 
@@ -142,6 +193,14 @@ class Engine:
 
     # --- images ---------------------------------------------------------------------------
     def image_attrs(self, ref: str) -> dict[str, Any] | None:
+        if self._fast is not None:
+            with _fast_errors(f"inspecting image {ref}"):
+                try:
+                    return self._fast.inspect_image(ref)
+                except APIError as exc:
+                    if exc.status == 404:
+                        return None
+                    raise
         import docker.errors
 
         try:
@@ -362,6 +421,22 @@ class Engine:
         return bytes(out).decode("utf-8", "replace")
 
     def create(self, spec: ContainerSpec) -> str:
+        if self._fast is not None:
+            config = create_config(
+                image=spec.image,
+                command=spec.command,
+                environment=spec.environment,
+                mounts=[(m.source, m.target, m.read_only) for m in spec.mounts],
+                working_dir=spec.working_dir,
+                user=spec.user,
+                labels=spec.labels,
+                gpus=spec.gpus,
+                memory=spec.memory,
+                shm_size=spec.shm_size,
+                cpus=spec.cpus,
+            )
+            with _fast_errors("creating the container"):
+                return self._fast.create_container(config, spec.name)
         import docker.errors
         from docker.types import DeviceRequest
         from docker.types import Mount as DockerMount
@@ -399,6 +474,10 @@ class Engine:
         return str(container.id)
 
     def start(self, container_id: str) -> None:
+        if self._fast is not None:
+            with _fast_errors(f"starting container {container_id[:12]}"):
+                self._fast.start(container_id)
+            return
         self._client.api.start(container_id)
 
     def logs(self, container_id: str, *, follow: bool = True) -> Iterator[bytes]:
@@ -416,42 +495,70 @@ class Engine:
         and no second request is needed once it runs.
         """
         doing = f"attaching to container {container_id[:12]}"
+        if self._fast is not None:
+            with _fast_errors(doing):
+                frames = self._fast.attach(container_id)
+            return _fast_guarded(frames, doing)
         with _engine_errors(doing):
             stream = self._client.api.attach(
                 container_id, stdout=True, stderr=True, stream=True, logs=True
             )
         return _guarded(stream, doing)
 
-    def container_state(self, container_id: str) -> dict[str, Any] | None:
-        """The container's State (Status, ExitCode, OOMKilled, ...), or None if it is gone."""
+    def _inspect_container(self, container_id: str) -> dict[str, Any] | None:
+        if self._fast is not None:
+            with _fast_errors(f"inspecting container {container_id[:12]}"):
+                try:
+                    return self._fast.inspect_container(container_id)
+                except APIError as exc:
+                    if exc.status == 404:
+                        return None
+                    raise
         import docker.errors
 
         with _engine_errors(f"inspecting container {container_id[:12]}"):
             try:
-                attrs = self._client.api.inspect_container(container_id)
+                return dict(self._client.api.inspect_container(container_id))
             except docker.errors.NotFound:
                 return None
+
+    def container_state(self, container_id: str) -> dict[str, Any] | None:
+        """The container's State (Status, ExitCode, OOMKilled, ...), or None if it is gone."""
+        attrs = self._inspect_container(container_id)
+        if attrs is None:
+            return None
         state: dict[str, Any] = dict(attrs.get("State") or {})
         state["Env"] = list((attrs.get("Config") or {}).get("Env") or [])
         state["Labels"] = dict((attrs.get("Config") or {}).get("Labels") or {})
         state["Memory"] = int((attrs.get("HostConfig") or {}).get("Memory") or 0)
         return state
 
-    def wait(self, container_id: str) -> ContainerExit:
-        """Block until the container exits. A clean exit needs no inspection; any other is
-        inspected, for the OOM-killer's mark and the engine's error."""
+    def _wait(self, container_id: str) -> dict[str, Any]:
+        gone = ContainerGoneError(f"container {container_id[:12]} no longer exists")
+        if self._fast is not None:
+            with _fast_errors(f"waiting for container {container_id[:12]}"):
+                try:
+                    return self._fast.wait(container_id)
+                except APIError as exc:
+                    if exc.status == 404:
+                        raise gone from exc
+                    raise
         import docker.errors
 
         with _engine_errors(f"waiting for container {container_id[:12]}"):
             try:
-                result: dict[str, Any] = dict(self._client.api.wait(container_id))
-                code = int(result.get("StatusCode", -1))
-                state: dict[str, Any] = {}
-                if code != 0 or result.get("Error"):
-                    attrs = dict(self._client.api.inspect_container(container_id))
-                    state = attrs.get("State") or {}
+                return dict(self._client.api.wait(container_id))
             except docker.errors.NotFound as exc:
-                raise ContainerGoneError(f"container {container_id[:12]} no longer exists") from exc
+                raise gone from exc
+
+    def wait(self, container_id: str) -> ContainerExit:
+        """Block until the container exits. A clean exit needs no inspection; any other is
+        inspected, for the OOM-killer's mark and the engine's error."""
+        result = self._wait(container_id)
+        code = int(result.get("StatusCode", -1))
+        state: dict[str, Any] = {}
+        if code != 0 or result.get("Error"):
+            state = self.container_state(container_id) or {}
         error = (result.get("Error") or {}).get("Message") or state.get("Error") or None
         return ContainerExit(
             status_code=code,
@@ -470,6 +577,14 @@ class Engine:
                 return
 
     def remove_container(self, container_id: str) -> None:
+        if self._fast is not None:
+            with _fast_errors(f"removing container {container_id[:12]}"):
+                try:
+                    self._fast.remove_container(container_id)
+                except APIError as exc:
+                    if exc.status != 404:
+                        raise
+            return
         import docker.errors
 
         with _engine_errors(f"removing container {container_id[:12]}"):
