@@ -97,7 +97,8 @@ def all_summaries(runs_dir: Path) -> list[dict[str, Any]]:
                 json.dumps({"version": INDEX_VERSION, "runs": fresh}, sort_keys=True),
                 durable=False,
             )
-    summaries = [dict(e["summary"], path=str(runs_dir / rel)) for rel, e in fresh.items()]
+    base = str(runs_dir)  # string joins: 10,000 Path objects cost more than the listing
+    summaries = [dict(e["summary"], path=f"{base}/{rel}") for rel, e in fresh.items()]
     summaries.sort(
         key=lambda s: (str(s.get("run_id") or ""), str(s.get("experiment") or "")), reverse=True
     )
