@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -172,3 +175,40 @@ def run_example(
     )
     run_dir = runner.execute(engine, inputs, builder.run_image(image), say=quiet, console=Sink())  # type: ignore[arg-type]
     return run_dir, read_record(run_dir)
+
+
+def start_cli_run(
+    example: Path, marker: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], Path]:
+    """`reprise run` of a job that prints ``marker`` then sleeps, in its own process; returns
+    the process and the run directory once the job has printed the marker."""
+    script = f"import time\nprint({marker!r}, flush=True)\ntime.sleep(120)\n"
+    cli = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reprise",
+            "--project",
+            str(example),
+            "run",
+            "--json",
+            "--",
+            "python",
+            "-c",
+            script,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    runs = example / "runs" / "spiral"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for p in sorted(runs.iterdir()) if runs.is_dir() else []:
+            log = p / "logs" / "run.log"
+            if not p.name.startswith(".") and log.is_file() and marker in log.read_text():
+                return cli, p
+        time.sleep(0.2)
+    cli.kill()
+    raise AssertionError(f"the job never printed {marker!r}")

@@ -4,50 +4,18 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from reprise import builder
 from reprise.engine import ContainerSpec, Engine
 
-from .conftest import Cleanup
+from .conftest import Cleanup, start_cli_run
 
 
 def test_ctrl_c_stops_and_removes_the_container_and_records_interrupted(
     example: Path, engine: Engine, image: builder.BuildResult
 ) -> None:
-    cli = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reprise",
-            "--project",
-            str(example),
-            "run",
-            "--json",
-            "--",
-            "python",
-            "-c",
-            "import time\nprint('working', flush=True)\ntime.sleep(120)",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    runs = example / "runs" / "spiral"
-    deadline = time.monotonic() + 60
-    run_dir = None
-    while time.monotonic() < deadline and run_dir is None:
-        for p in sorted(runs.iterdir()) if runs.is_dir() else []:
-            log = p / "logs" / "run.log"
-            if not p.name.startswith(".") and log.is_file() and "working" in log.read_text():
-                record = json.loads((p / "run.json").read_text())
-                if record["status"] == "running" and "sleep(120)" in " ".join(record["command"]):
-                    run_dir = p
-        time.sleep(0.2)
-    assert run_dir is not None
+    cli, run_dir = start_cli_run(example, "working-for-ctrl-c")
     container = json.loads((run_dir / "run.json").read_text())["container"]["id"]
     cli.send_signal(signal.SIGINT)
     _, stderr = cli.communicate(timeout=60)

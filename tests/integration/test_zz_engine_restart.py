@@ -10,13 +10,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from reprise import builder
 from reprise.engine import Engine
 from reprise.runstore import read_record
+
+from .conftest import start_cli_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,41 +32,9 @@ def _dockerd_pids() -> list[int]:
 
 
 def test_engine_restart_mid_run(example: Path, engine: Engine, image: builder.BuildResult) -> None:
-    script = "import time\nprint('started', flush=True)\ntime.sleep(120)\n"
-    cli = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reprise",
-            "--project",
-            str(example),
-            "run",
-            "--json",
-            "--",
-            "python",
-            "-c",
-            script,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "REPRISE_ENGINE_RECOVERY_S": "90"},
+    cli, run_dir = start_cli_run(
+        example, "started-for-restart", {"REPRISE_ENGINE_RECOVERY_S": "90"}
     )
-    runs = example / "runs" / "spiral"
-    deadline = time.monotonic() + 60
-    run_dir = None
-    while time.monotonic() < deadline:
-        fresh = [p for p in runs.iterdir() if not p.name.startswith(".")] if runs.is_dir() else []
-        candidates = [
-            p
-            for p in fresh
-            if (p / "logs/run.log").is_file() and b"started" in (p / "logs/run.log").read_bytes()
-        ]
-        if candidates:
-            run_dir = max(candidates)
-            break
-        time.sleep(0.3)
-    assert run_dir is not None, "the job never started"
     pids = _dockerd_pids()
     assert pids, "this test restarts a dockerd it can see; none found"
     try:
