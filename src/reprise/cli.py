@@ -236,6 +236,7 @@ def run(
     from reprise import builder, runner
     from reprise.envvars import resolve_env
     from reprise.project import read_lock
+    from reprise.runstore import read_record
 
     project = _project(ctx)
     env = resolve_env(env_flags, [Path(f) for f in env_files], secret_flags, os.environ)
@@ -254,7 +255,7 @@ def run(
     engine = _engine()
     image = builder.build(project, engine, say, lock=lock)
     run_dir = runner.execute(engine, inputs, builder.run_image(image), say=say, detach=detach)
-    record = runner.load_finished(run_dir)
+    record = read_record(run_dir)
     if detach:
         say(f"started; follow it with: reprise attach {record['run_id']}")
     _report_run(record, run_dir, as_json)

@@ -10,7 +10,7 @@ import contextlib
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from reprise.dockerapi import APIError, UnixAPI, create_config, socket_path
@@ -117,7 +117,6 @@ class ContainerExit:
     status_code: int
     oom_killed: bool = False
     error: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_image_ref(ref: str) -> tuple[str, str | None, str | None]:
@@ -421,57 +420,30 @@ class Engine:
         return bytes(out).decode("utf-8", "replace")
 
     def create(self, spec: ContainerSpec) -> str:
+        """Create the run's container from one request body, whichever client sends it."""
+        config = create_config(
+            image=spec.image,
+            command=spec.command,
+            environment=spec.environment,
+            mounts=[(m.source, m.target, m.read_only) for m in spec.mounts],
+            working_dir=spec.working_dir,
+            user=spec.user,
+            labels=spec.labels,
+            gpus=spec.gpus,
+            memory=spec.memory,
+            shm_size=spec.shm_size,
+            cpus=spec.cpus,
+        )
         if self._fast is not None:
-            config = create_config(
-                image=spec.image,
-                command=spec.command,
-                environment=spec.environment,
-                mounts=[(m.source, m.target, m.read_only) for m in spec.mounts],
-                working_dir=spec.working_dir,
-                user=spec.user,
-                labels=spec.labels,
-                gpus=spec.gpus,
-                memory=spec.memory,
-                shm_size=spec.shm_size,
-                cpus=spec.cpus,
-            )
             with _fast_errors("creating the container"):
                 return self._fast.create_container(config, spec.name)
         import docker.errors
-        from docker.types import DeviceRequest
-        from docker.types import Mount as DockerMount
 
-        kwargs: dict[str, Any] = {}
-        if spec.gpus:
-            count = -1 if spec.gpus == "all" else int(spec.gpus)
-            kwargs["device_requests"] = [DeviceRequest(count=count, capabilities=[["gpu"]])]
-        if spec.memory:
-            kwargs["mem_limit"] = spec.memory
-        if spec.shm_size:
-            kwargs["shm_size"] = spec.shm_size
-        if spec.cpus:
-            kwargs["nano_cpus"] = int(spec.cpus * 1e9)
-        mounts = [
-            DockerMount(target=m.target, source=m.source, type="bind", read_only=m.read_only)
-            for m in spec.mounts
-        ]
         try:
-            container = self._client.containers.create(
-                spec.image,
-                list(spec.command),
-                environment=dict(spec.environment),
-                mounts=mounts,
-                working_dir=spec.working_dir,
-                user=spec.user,
-                labels=dict(spec.labels),
-                network_mode="none",
-                name=spec.name,
-                detach=True,
-                **kwargs,
-            )
+            created = self._client.api.create_container_from_config(config, spec.name)  # type: ignore[no-untyped-call]
         except docker.errors.APIError as exc:
             raise EngineError(f"could not create the container: {exc.explanation or exc}") from exc
-        return str(container.id)
+        return str(created["Id"])
 
     def start(self, container_id: str) -> None:
         if self._fast is not None:
@@ -564,7 +536,6 @@ class Engine:
             status_code=code,
             oom_killed=bool(state.get("OOMKilled", False)),
             error=error,
-            details={"state": state},
         )
 
     def stop(self, container_id: str, timeout: int = 10) -> None:

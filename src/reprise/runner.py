@@ -364,10 +364,6 @@ def container_spec(
     )
 
 
-def load_finished(run_dir: Path) -> dict[str, Any]:
-    return read_record(run_dir)
-
-
 def validate_gpus_flag(value: str | None) -> str | None:
     if value is None:
         return None

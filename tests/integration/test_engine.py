@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import tarfile
 import uuid
@@ -71,3 +72,49 @@ def test_push_and_pull_by_digest(engine: Engine, base_image: str, cleanup: Clean
     engine.remove_image(f"{repo}:{tag}")
     attrs = engine.pull(cleanup.image(f"{repo}@{digest}"))
     assert f"{repo}@{digest}" in attrs["RepoDigests"]
+
+
+def test_socket_client_and_docker_sdk_create_the_same_container(
+    engine: Engine, base_image: str, cleanup: Cleanup, tmp_path: Path
+) -> None:
+    """The hot path (Unix socket) and the SDK path (remote engines) send one request body."""
+    import docker
+
+    sdk = Engine(docker.from_env())
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o777)
+    spec = ContainerSpec(
+        image=base_image,
+        command=["sh", "-c", "echo $GREETING > /out/$NAME; echo done"],
+        environment={"GREETING": "hi"},
+        mounts=[Mount(source=str(out), target="/out", read_only=False)],
+        working_dir="/",
+        user="1000:1000",
+        labels={"org.reprise.test": "1"},
+        gpus="2",
+        memory="64m",
+        cpus=0.5,
+    )
+    configs = []
+    for name, eng in (("fast", engine), ("sdk", sdk)):
+        cid = cleanup.container(
+            eng.create(dataclasses.replace(spec, environment={"GREETING": "hi", "NAME": name}))
+        )
+        attrs = eng._client.api.inspect_container(cid)
+        host = attrs["HostConfig"]
+        configs.append(
+            (
+                host["NetworkMode"],
+                host["Memory"],
+                host["NanoCpus"],
+                host["DeviceRequests"][0]["Count"],
+                attrs["Config"]["User"],
+                attrs["Config"]["Labels"],
+                [m["Destination"] for m in attrs["Mounts"]],
+            )
+        )
+        state = eng.container_state(cid)
+        assert state is not None and state["Status"] == "created"
+    assert configs[0] == configs[1]
+    assert configs[0][:4] == ("none", 64 << 20, 500_000_000, 2)
