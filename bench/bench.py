@@ -33,6 +33,7 @@ REPRISE = [str(VENV / "reprise")]
 sys.path.insert(0, str(ROOT))
 
 from tests.projects import copy_example, init_repo, tiny_project  # noqa: E402
+from tests.recordcraft import valid_record  # noqa: E402
 
 
 @dataclass
@@ -137,15 +138,54 @@ def fig_warm_run(reps: int, work: Path) -> list[Figure]:
         lambda: run(["docker", "run", "--rm", "--network", "none", image, "true"]),
         reps,
     )
-    return [Figure("warm `reprise run -- true`", "s", ours, base, "<= 2.0x", ours / base <= 2.0)]
+    mlflow, project, env = _mlflow(work)
+    ours_again, mlflow_run = alternate(
+        lambda: run([*REPRISE, "--project", str(root), "run", "--", "true"]),
+        lambda: run(
+            [str(mlflow), "run", str(project), "-e", "main", "--env-manager", "local"], env=env
+        ),
+        reps,
+    )
+    return [
+        Figure("warm `reprise run -- true`", "s", ours, base, "<= 2.0x", ours / base <= 2.0),
+        Figure(
+            "warm `reprise run -- true` against `mlflow run`",
+            "s",
+            ours_again,
+            mlflow_run,
+            "<= 1.0x",
+            ours_again <= mlflow_run,
+            "baseline: `mlflow run` of an MLproject whose entry point is `true` (mlflow-skinny, "
+            "local environment, its own file store), installed by the bench in a throwaway venv",
+        ),
+    ]
+
+
+def _mlflow(work: Path) -> tuple[Path, Path, dict[str, str]]:
+    """mlflow-skinny in a throwaway venv, an MLproject running `true`, and its own file store."""
+    venv = work / "mlflow-venv"
+    uv = str(ROOT / ".tools" / "bin" / "uv")
+    subprocess.run([uv, "venv", "-q", str(venv), "--python", sys.executable], check=True)
+    subprocess.run(
+        [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), "mlflow-skinny"],
+        check=True,
+    )
+    project = work / "mlproject"
+    project.mkdir()
+    (project / "MLproject").write_text('name: bench\nentry_points:\n  main:\n    command: "true"\n')
+    env = {
+        "MLFLOW_TRACKING_URI": (work / "mlruns").as_uri(),
+        "MLFLOW_ALLOW_FILE_STORE": "true",
+    }
+    return venv / "bin" / "mlflow", project, env
 
 
 def _build_context(root: Path, dest: Path) -> None:
     """The exact tar reprise sends to the engine for this project."""
-    from reprise.builder import prepare
-    from reprise.engine import Engine
-    from reprise.image import context_files, write_tar
-    from reprise.project import load_project, uv_binary
+    from reprise.commands.build import prepare
+    from reprise.core.image import context_files, write_tar
+    from reprise.edges.docker import Engine
+    from reprise.edges.project import load_project, uv_binary
 
     project = load_project(root)
     inputs, plan, _ = prepare(project, Engine.from_env(), lambda _: None)
@@ -215,14 +255,14 @@ def _files(root: Path, count: int, size: int) -> list[Path]:
 
 def _hash_cmd(root: Path) -> list[str]:
     code = (
-        "import sys; from pathlib import Path; from reprise.manifest import manifest_of_run; "
+        "import sys; from pathlib import Path; from reprise.edges.hashing import manifest_of_run; "
         "manifest_of_run(Path(sys.argv[1]))"
     )
     return [str(VENV / "python"), "-c", code, str(root)]
 
 
 def _hash_in_process(root: Path) -> float:
-    from reprise.manifest import manifest_of_run
+    from reprise.edges.hashing import manifest_of_run
 
     start = time.perf_counter()
     manifest_of_run(root)
@@ -392,20 +432,12 @@ def fig_bundle(reps: int, work: Path) -> list[Figure]:
 
 def fig_ls(reps: int, work: Path) -> list[Figure]:
     runs = work / "runs"
-    template = {
-        "schema": 1,
-        "experiment": "bench",
-        "status": "succeeded",
-        "exit_code": 0,
-        "command": ["python", "train.py"],
-        "seed": 1,
-        "created_at": "2026-11-23T00:00:00.000Z",
-        "image": {"tag": "reprise/x:1", "id": "sha256:1"},
-        "code": {"commit": "a" * 40},
-        "environment": {"run": {f"VAR{i}": "x" * 20 for i in range(30)}},
-        "host": {"hostname": "h", "gpu": {"gpus": []}},
-        "runtime": {"packages": [f"pkg{i}==1.0" for i in range(60)]},
-    }
+    template = valid_record(
+        experiment="bench",
+        environment={"image": {}, "run": {f"VAR{i}": "x" * 20 for i in range(30)}, "user": {}},
+        host={"hostname": "h", "gpu": {"gpus": []}},
+        runtime={"packages": [f"pkg{i}==1.0" for i in range(60)]},
+    )
     for i in range(10_000):
         d = runs / "bench" / f"20261123-{i // 3600:02d}{i // 60 % 60:02d}{i % 60:02d}-{i:08x}"
         d.mkdir(parents=True)

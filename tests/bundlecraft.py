@@ -12,7 +12,7 @@ from typing import Any
 import blake3
 import zstandard
 
-from reprise.bundleformat import HEADER_NAME, Header, IndexEntry, padding
+from reprise.core.bundleformat import HEADER_NAME, Header, IndexEntry, padding
 
 
 @dataclass

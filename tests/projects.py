@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from reprise.project import uv_binary
+from reprise.edges.project import uv_binary
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "t",

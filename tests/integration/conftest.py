@@ -18,11 +18,14 @@ from typing import Any
 
 import pytest
 
-from reprise import builder, runner
-from reprise.engine import Engine
-from reprise.errors import EngineError
-from reprise.project import Project, load_project
-from reprise.runstore import read_record
+from reprise.commands import build as builder
+from reprise.commands import inputs as run_inputs
+from reprise.commands import run as runner
+from reprise.core.errors import EngineError
+from reprise.edges.docker import Engine
+from reprise.edges.project import Project, load_project
+from reprise.edges.runstore import read_record
+from reprise.execution.local import LocalBackend
 
 from ..projects import copy_example, init_repo
 
@@ -65,6 +68,11 @@ def engine() -> Engine:
         if os.environ.get("REPRISE_REQUIRE_ENGINE") == "1":
             pytest.fail(f"no Docker engine: {exc.render()}")
         pytest.skip("no Docker engine (run `make engine`)")
+
+
+@pytest.fixture(scope="session")
+def backend(engine: Engine) -> LocalBackend:
+    return LocalBackend(engine)
 
 
 @pytest.fixture(scope="session")
@@ -114,8 +122,9 @@ def _no_containers_left_behind(
     base = str(tmp_path_factory.getbasetemp())
     with contextlib.suppress(EngineError):
         for container in engine.containers_with_label("org.reprise.run-dir"):
-            state = engine.container_state(container) or {}
-            if str((state.get("Labels") or {}).get("org.reprise.run-dir", "")).startswith(base):
+            attrs = engine.inspect_container(container) or {}
+            labels = (attrs.get("Config") or {}).get("Labels") or {}
+            if str(labels.get("org.reprise.run-dir", "")).startswith(base):
                 engine.remove_container(container)
 
 
@@ -164,7 +173,7 @@ def run_example(
     allow_dirty: bool = False,
     overrides: tuple[str, ...] = (),
 ) -> tuple[Path, dict[str, Any]]:
-    inputs = runner.prepare_run(
+    inputs = run_inputs.prepare_run(
         project,
         overrides=overrides,
         seed=seed,
@@ -173,7 +182,13 @@ def run_example(
         gpus=None,
         threads=None,
     )
-    run_dir = runner.execute(engine, inputs, builder.run_image(image), say=quiet, console=Sink())  # type: ignore[arg-type]
+    run_dir = runner.execute(
+        LocalBackend(engine),
+        inputs,
+        builder.run_image(image),
+        say=quiet,
+        console=Sink(),  # type: ignore[arg-type]
+    )
     return run_dir, read_record(run_dir)
 
 
@@ -212,3 +227,9 @@ def start_cli_run(
         time.sleep(0.2)
     cli.kill()
     raise AssertionError(f"the job never printed {marker!r}")
+
+
+def container_state(engine: Engine, container: str) -> dict[str, Any] | None:
+    """The container's State as the engine reports it, or None when it is gone."""
+    attrs = engine.inspect_container(container)
+    return None if attrs is None else dict(attrs.get("State") or {})

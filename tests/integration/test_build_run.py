@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from reprise import builder
 from reprise.cli import cli
-from reprise.engine import Engine
-from reprise.project import Project, load_project
+from reprise.commands import build as builder
+from reprise.edges.docker import Engine
+from reprise.edges.project import Project, load_project
 
 from ..projects import git
 from .conftest import quiet, run_example

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from reprise import builder
 from reprise.cli import cli
-from reprise.engine import Engine
-from reprise.project import Project
-from reprise.runstore import read_record
+from reprise.commands import build as builder
+from reprise.edges.docker import Engine
+from reprise.edges.project import Project
+from reprise.edges.runstore import read_record
 
 from ..bundlecraft import Crafted, Member, read_members
 from .conftest import Cleanup, run_example
@@ -87,13 +87,22 @@ def test_import_after_deleting_everything_then_reproduce_identical(
     engine.remove_image(image.image_id, force=True)
     assert engine.image_attrs(image.image_id) is None
     runs = tmp_path / "elsewhere"  # a collaborator's machine: no git repository, no cache
-    result = CliRunner().invoke(
-        cli, ["bundle", "import", str(path), "--runs-dir", str(runs), "--json"]
-    )
-    assert result.exit_code == 0, result.stderr
-    imported = json.loads(result.stdout)
-    assert imported["image_loaded"] is True and imported["image_id"] == record["image"]["id"]
-    assert engine.image_attrs(image.plan.tag) is not None  # re-tagged for later builds
+    try:
+        result = CliRunner().invoke(
+            cli, ["bundle", "import", str(path), "--runs-dir", str(runs), "--json"]
+        )
+        assert result.exit_code == 0, result.stderr
+        imported = json.loads(result.stdout)
+        assert imported["image_loaded"] is True and imported["image_id"] == record["image"]["id"]
+        # Tagged in reprise's own namespace only: the project's name is never taken by an import.
+        attrs = engine.image_attrs(f"reprise/imports:{record['run_id']}")
+        assert attrs is not None and attrs["Id"] == record["image"]["id"]
+        assert engine.image_attrs(image.plan.tag) is None
+        assert attrs["RepoTags"] == [f"reprise/imports:{record['run_id']}"]  # no archive tags
+    finally:
+        if engine.image_attrs(image.image_id) is not None:
+            repo, tag = image.plan.tag.split(":")
+            engine.tag(image.image_id, repo, tag)  # keep the shared image for others
     assert read_record(Path(imported["run_dir"]))["run_id"] == record["run_id"]
     again = CliRunner().invoke(
         cli, ["bundle", "import", str(path), "--runs-dir", str(runs), "--json"]

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from reprise import builder
 from reprise.cli import cli
-from reprise.engine import Engine
-from reprise.project import load_project
-from reprise.runstore import read_record
+from reprise.commands import build as builder
+from reprise.edges.docker import Engine
+from reprise.edges.project import load_project
+from reprise.edges.runstore import read_record
 
 from ..projects import copy_example, init_repo
-from .conftest import Cleanup, run_example
+from .conftest import Cleanup, container_state, run_example
 
 READ_DATA = (
     "from pathlib import Path\n"
@@ -149,7 +149,7 @@ def test_gc_lists_then_removes_only_unreferenced_project_images(
 def test_gc_removes_stopped_containers_of_finished_runs(
     example: Path, engine: Engine, image: builder.BuildResult
 ) -> None:
-    from reprise.engine import ContainerSpec
+    from reprise.edges.container_config import ContainerSpec
 
     run_dir, record = run_example(load_project(example), engine, image, command=["true"])
     assert record["status"] == "succeeded"
@@ -169,7 +169,7 @@ def test_gc_removes_stopped_containers_of_finished_runs(
     )
     dry = json.loads(_cli(example, "gc", "--json").stdout)
     assert left in dry["containers"]
-    assert engine.container_state(left) is not None
+    assert container_state(engine, left) is not None
     done = json.loads(_cli(example, "gc", "--yes", "--json").stdout)
     assert left in done["containers"]
-    assert engine.container_state(left) is None
+    assert container_state(engine, left) is None

@@ -8,7 +8,9 @@ import tarfile
 import uuid
 from pathlib import Path
 
-from reprise.engine import ContainerSpec, Engine, Mount
+from reprise.core.resources import Resources
+from reprise.edges.container_config import ContainerSpec, Mount
+from reprise.edges.docker import Engine
 
 from .conftest import Cleanup
 
@@ -74,47 +76,42 @@ def test_push_and_pull_by_digest(engine: Engine, base_image: str, cleanup: Clean
     assert f"{repo}@{digest}" in attrs["RepoDigests"]
 
 
-def test_socket_client_and_docker_sdk_create_the_same_container(
-    engine: Engine, base_image: str, cleanup: Cleanup, tmp_path: Path
+def test_run_containers_are_hardened_and_limited(
+    engine: Engine, base_image: str, cleanup: Cleanup
 ) -> None:
-    """The hot path (Unix socket) and the SDK path (remote engines) send one request body."""
-    import docker
-
-    sdk = Engine(docker.from_env())
-    out = tmp_path / "out"
-    out.mkdir()
-    out.chmod(0o777)
+    """Every run container: no network, no new privileges, no capabilities, a PIDs limit, and
+    the resource limits asked for; checked on the created container and inside it."""
     spec = ContainerSpec(
         image=base_image,
-        command=["sh", "-c", "echo $GREETING > /out/$NAME; echo done"],
-        environment={"GREETING": "hi"},
-        mounts=[Mount(source=str(out), target="/out", read_only=False)],
+        command=[
+            "sh",
+            "-c",
+            "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max",
+        ],
+        environment={},
+        mounts=[],
         working_dir="/",
         user="1000:1000",
         labels={"org.reprise.test": "1"},
         gpus="2",
-        memory="64m",
-        cpus=0.5,
+        resources=Resources(memory="64m", cpus=0.5, pids_limit=321),
     )
-    configs = []
-    for name, eng in (("fast", engine), ("sdk", sdk)):
-        cid = cleanup.container(
-            eng.create(dataclasses.replace(spec, environment={"GREETING": "hi", "NAME": name}))
-        )
-        attrs = eng._client.api.inspect_container(cid)
-        host = attrs["HostConfig"]
-        configs.append(
-            (
-                host["NetworkMode"],
-                host["Memory"],
-                host["NanoCpus"],
-                host["DeviceRequests"][0]["Count"],
-                attrs["Config"]["User"],
-                attrs["Config"]["Labels"],
-                [m["Destination"] for m in attrs["Mounts"]],
-            )
-        )
-        state = eng.container_state(cid)
-        assert state is not None and state["Status"] == "created"
-    assert configs[0] == configs[1]
-    assert configs[0][:4] == ("none", 64 << 20, 500_000_000, 2)
+    cid = cleanup.container(engine.create(spec))
+    attrs = engine.inspect_container(cid)
+    assert attrs is not None
+    host = attrs["HostConfig"]
+    assert (host["NetworkMode"], host["Memory"], host["NanoCpus"], host["PidsLimit"]) == (
+        "none",
+        64 << 20,
+        500_000_000,
+        321,
+    )
+    assert host["SecurityOpt"] == ["no-new-privileges"] and host["CapDrop"] == ["ALL"]
+    assert host["DeviceRequests"][0]["Count"] == 2
+    assert attrs["State"]["Status"] == "created"
+    plain = dataclasses.replace(spec, gpus=None)  # this engine has no GPU runtime
+    cid = cleanup.container(engine.create(plain))
+    engine.start(cid)
+    assert engine.wait(cid).status_code == 0
+    out = b"".join(engine.logs(cid)).decode().split()
+    assert out == ["CapEff:", "0000000000000000", "NoNewPrivs:", "1", "321"]

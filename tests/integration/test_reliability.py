@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 import zstandard
 
-from reprise import builder
-from reprise.engine import Engine
-from reprise.runstore import read_record
+from reprise.commands import build as builder
+from reprise.edges.docker import Engine
+from reprise.edges.runstore import read_record
+
+from .conftest import container_state
 
 REPRISE = [sys.executable, "-m", "reprise"]
 COUNT_SLOWLY = (
@@ -94,7 +96,7 @@ def test_killed_cli_then_attach_finishes_the_run(
     _wait_for(lambda: b"line 1" in _log(run_dir), what="some output")
     cli.send_signal(signal.SIGKILL)
     cli.wait(timeout=10)
-    state = engine.container_state(container)
+    state = container_state(engine, container)
     assert state is not None and state["Running"], "the container must outlive the CLI"
     assert read_record(run_dir)["status"] == "running"
     attached = reprise(example, "attach", run_dir.name, "--json")
@@ -104,7 +106,7 @@ def test_killed_cli_then_attach_finishes_the_run(
     log = (run_dir / "logs/run.log").read_text().splitlines()
     assert log == [f"line {i}" for i in range(8)]  # every line once: nothing lost, nothing twice
     assert "line 7" in attached.stderr
-    assert engine.container_state(container) is None  # removed once finished
+    assert container_state(engine, container) is None  # removed once finished
 
 
 def test_detach_then_wait(example: Path, image: builder.BuildResult) -> None:
@@ -131,7 +133,7 @@ def test_ls_reconciles_exited_and_vanished_containers(
     )
     gone = json.loads(reprise(example, "run", "--detach", "--json", "--", "sleep", "60").stdout)
     _wait_for(
-        lambda: not (engine.container_state(done["container"]["id"]) or {}).get("Running"),
+        lambda: not (container_state(engine, done["container"]["id"]) or {}).get("Running"),
         what="exit",
     )
     engine.remove_container(gone["container"]["id"])

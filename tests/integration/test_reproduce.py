@@ -11,12 +11,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from reprise import builder
 from reprise.cli import cli
-from reprise.engine import Engine, parse_image_ref
-from reprise.project import Project, load_project
-from reprise.reproduce import compare_tensors
-from reprise.runstore import read_record, write_record
+from reprise.commands import build as builder
+from reprise.commands.verdict import compare_tensors
+from reprise.core.names import parse_image_ref
+from reprise.edges.docker import Engine
+from reprise.edges.project import Project, load_project
+from reprise.edges.runstore import read_record, write_record
+from reprise.execution.local import LocalBackend
 
 from ..projects import git
 from .conftest import run_example
@@ -101,7 +103,7 @@ def test_checkpoint_tensor_perturbed(
         "sd = m.state_dict(); sd['1.weight'][0, 1] += 0.25\n"
         "torch.save({'model': sd, 'step': 7}, '/out/b/final.pt')\n"
     )
-    from reprise.engine import Mount
+    from reprise.edges.container_config import Mount
 
     tmp_path.chmod(0o755)
     for sub in ("a", "b"):
@@ -113,7 +115,7 @@ def test_checkpoint_tensor_perturbed(
         mounts=[Mount(str(tmp_path), "/out", read_only=False)],
     )
     report = compare_tensors(
-        engine, image.image_id, tmp_path / "a/final.pt", tmp_path / "b/final.pt"
+        LocalBackend(engine), image.image_id, tmp_path / "a/final.pt", tmp_path / "b/final.pt"
     )
     assert report["loadable"] is True
     assert [t["name"] for t in report["tensors"]] == ["model.1.weight"]
@@ -127,7 +129,7 @@ def test_image_gone_everywhere_exits_3_with_the_way_out(
     example: Path, project: Project, engine: Engine, image: builder.BuildResult
 ) -> None:
     run_dir, record = run_example(project, engine, image, overrides=("train.epochs=10",))
-    orphan = run_dir.parent / (run_dir.name[:-8] + "0rphan00")
+    orphan = run_dir.parent / (run_dir.name[:-8] + "0ff0ff00")
     shutil.copytree(run_dir, orphan)
     record = read_record(orphan)
     record["run_id"] = orphan.name

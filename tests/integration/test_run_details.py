@@ -6,10 +6,11 @@ import json
 import signal
 from pathlib import Path
 
-from reprise import builder
-from reprise.engine import ContainerSpec, Engine
+from reprise.commands import build as builder
+from reprise.edges.container_config import ContainerSpec
+from reprise.edges.docker import Engine
 
-from .conftest import Cleanup, start_cli_run
+from .conftest import Cleanup, container_state, start_cli_run
 
 
 def test_ctrl_c_stops_and_removes_the_container_and_records_interrupted(
@@ -23,7 +24,7 @@ def test_ctrl_c_stops_and_removes_the_container_and_records_interrupted(
     assert "Traceback" not in stderr
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "interrupted" and "Ctrl-C" in record["reason"]
-    assert engine.container_state(container) is None
+    assert container_state(engine, container) is None
 
 
 def test_gpus_become_device_requests(

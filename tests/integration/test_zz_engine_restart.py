@@ -13,9 +13,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from reprise import builder
-from reprise.engine import Engine
-from reprise.runstore import read_record
+from reprise.commands import build as builder
+from reprise.edges.docker import Engine
+from reprise.edges.runstore import read_record
 
 from .conftest import start_cli_run
 
@@ -27,8 +27,12 @@ def _engine_answers() -> bool:
 
 
 def _dockerd_pids() -> list[int]:
-    out = subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True, check=False)
-    return [int(p) for p in out.stdout.split()]
+    """The main engine's dockerd, by its pid file (the test hosts' engines are left alone)."""
+    try:
+        pid = int(Path("/var/run/docker.pid").read_text().strip())
+    except (OSError, ValueError):
+        return []
+    return [pid] if Path(f"/proc/{pid}").exists() else []
 
 
 def test_engine_restart_mid_run(example: Path, engine: Engine, image: builder.BuildResult) -> None:

@@ -1,0 +1,108 @@
+"""What every command of the CLI shares: progress on stderr, results on stdout, one JSON
+object for ``--json``, errors as one paragraph and their exit code, the project and its runs
+directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from reprise.core.errors import EXIT_INTERRUPTED, RepriseError
+
+if TYPE_CHECKING:
+    from reprise.edges.project import Project
+
+
+def say(message: str) -> None:
+    click.echo(f"reprise: {message}", err=True)
+
+
+def emit_json(data: Any, *, compact: bool = False) -> None:
+    """One JSON value on stdout; ``compact`` for long lists (json's indenting encoder is slow)."""
+    if compact:
+        click.echo(json.dumps(data, sort_keys=True, separators=(",", ":")))
+    else:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+class Group(click.Group):
+    """Turns reprise's own errors into one message on stderr and their exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RepriseError as exc:
+            click.echo(exc.render(), err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("reprise: interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+class DashDashCommand(click.Command):
+    """Keeps everything after the first ``--`` apart, as the command to run."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            at = args.index("--")
+            ctx.meta["reprise.command"] = args[at + 1 :]
+            args = args[:at]
+        return super().parse_args(ctx, args)
+
+
+def project_of(ctx: click.Context) -> Project:
+    from reprise.edges.project import find_root, load_project
+
+    root = ctx.obj.get("project_dir")
+    return load_project(Path(root) if root else find_root(Path.cwd()))
+
+
+def maybe_project(ctx: click.Context) -> Project | None:
+    from reprise.core.errors import ProjectError
+
+    try:
+        return project_of(ctx)
+    except ProjectError:
+        if ctx.obj.get("project_dir"):
+            raise
+        return None
+
+
+def runs_dir_of(ctx: click.Context, flag: str | None) -> Path:
+    from reprise.core.errors import UsageError
+
+    if flag:
+        return Path(flag)
+    project = maybe_project(ctx)
+    if project is None:
+        raise UsageError(
+            "no project here to find runs in",
+            hint="run inside the project, or pass --project DIR or --runs-dir DIR",
+        )
+    return project.settings.runs_dir
+
+
+RUNS_DIR_OPTION = click.option(
+    "--runs-dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Where runs are (default: the project's runs-dir).",
+)
+JSON_RECORD_OPTION = click.option(
+    "--json", "as_json", is_flag=True, help="Print the finished run.json on stdout."
+)
+
+
+def report_run(record: dict[str, Any], run_dir: Path, as_json: bool) -> None:
+    if as_json:
+        emit_json(record)
+        return
+    click.echo(f"run      {record['run_id']}")
+    click.echo(f"dir      {run_dir}")
+    status = record["status"]
+    if record.get("exit_code") not in (None, 0):
+        status += f" (exit code {record['exit_code']})"
+    click.echo(f"status   {status}")

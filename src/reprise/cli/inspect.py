@@ -1,0 +1,165 @@
+"""`reprise ls`, `reprise show`, `reprise card`, `reprise gc`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from reprise.cli.common import (
+    RUNS_DIR_OPTION,
+    emit_json,
+    maybe_project,
+    project_of,
+    runs_dir_of,
+    say,
+)
+
+
+@click.command()
+@click.argument("run")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the card here (default: model_card.md in the run directory).",
+)
+@click.option(
+    "--template",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="A Jinja template (default: [tool.reprise] card-template, else reprise's own).",
+)
+@RUNS_DIR_OPTION
+@click.pass_context
+def card(
+    ctx: click.Context, run: str, output: str | None, template: str | None, runs_dir: str | None
+) -> None:
+    """Render RUN's model card (Markdown, with a PNG of its training curves beside it).
+
+    \b
+    Examples:
+      reprise card 20261123-1412
+      reprise card 20261123-1412 -o docs/MODEL_CARD.md --template my_card.md.j2
+    """
+    from reprise.commands.card import write_card
+    from reprise.edges.runstore import find_run
+
+    run_dir = find_run(runs_dir_of(ctx, runs_dir), run)
+    project = maybe_project(ctx)
+    template_path = (
+        Path(template) if template else (project.settings.card_template if project else None)
+    )
+    path = write_card(run_dir, template_path=template_path, output=Path(output) if output else None)
+    click.echo(str(path))
+
+
+@click.command("ls")
+@click.option("--experiment", "-e", default=None, help="Only this experiment.")
+@click.option(
+    "--status",
+    "-s",
+    default=None,
+    type=click.Choice(["running", "succeeded", "failed", "interrupted", "lost"]),
+    help="Only runs with this status.",
+)
+@click.option("--limit", "-n", type=click.IntRange(min=1), default=None, help="At most N runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of run summaries.")
+@RUNS_DIR_OPTION
+@click.pass_context
+def ls_(
+    ctx: click.Context,
+    experiment: str | None,
+    status: str | None,
+    limit: int | None,
+    as_json: bool,
+    runs_dir: str | None,
+) -> None:
+    """List runs, newest first.
+
+    \b
+    Examples:
+      reprise ls
+      reprise ls -e spiral -s failed
+      reprise ls --json | jq '.[0].run_id'
+    """
+    from reprise.commands.show import list_runs
+
+    runs = list_runs(
+        runs_dir_of(ctx, runs_dir), experiment=experiment, status=status, limit=limit, say=say
+    )
+    if as_json:
+        emit_json(runs, compact=True)
+        return
+    if not runs:
+        say("no runs")
+        return
+    click.echo(
+        f"{'RUN':<31} {'EXPERIMENT':<16} {'STATUS':<12} {'SEED':>10}  {'VERDICT':<10} COMMAND"
+    )
+    for r in runs:
+        command = " ".join(r.get("command") or [])
+        click.echo(
+            f"{r['run_id']:<31} {str(r['experiment'])[:16]:<16} {r['status']!s:<12} "
+            f"{r['seed']!s:>10}  {r.get('last_verdict') or '-'!s:<10} {command[:40]}"
+        )
+
+
+@click.command()
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole run.json.")
+@RUNS_DIR_OPTION
+@click.pass_context
+def show(ctx: click.Context, run: str, as_json: bool, runs_dir: str | None) -> None:
+    """Summarize one run: status, times, image, commit, seed, metrics, verdicts.
+
+    \b
+    Examples:
+      reprise show 20261123-1412
+      reprise show 20261123-1412 --json | jq .image
+    """
+    from reprise.commands.show import describe_run, show_record
+    from reprise.edges.runstore import find_run
+
+    run_dir = find_run(runs_dir_of(ctx, runs_dir), run)
+    record = show_record(run_dir, say=say)
+    if as_json:
+        emit_json(record)
+        return
+    for line in describe_run(record, run_dir):
+        click.echo(line)
+
+
+@click.command()
+@click.option("--yes", is_flag=True, help="Remove them (without it, only list what would go).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print what was (or would be) removed as JSON."
+)
+@RUNS_DIR_OPTION
+@click.pass_context
+def gc(ctx: click.Context, yes: bool, as_json: bool, runs_dir: str | None) -> None:
+    """Remove this project's images that no run refers to, and stopped containers of finished
+    runs (a dry run unless --yes).
+
+    \b
+    Examples:
+      reprise gc          # list what would be removed
+      reprise gc --yes
+    """
+    from reprise.commands.gc import collect
+
+    project = project_of(ctx)
+    result = collect(runs_dir_of(ctx, runs_dir), project.settings.project_name, remove=yes, say=say)
+    if as_json:
+        emit_json(result)
+        return
+    verb = "removed" if yes else "would remove"
+    for container in result["containers"]:
+        click.echo(f"{verb} stopped container {container[:12]} (its run is finished)")
+    for image in result["images"]:
+        click.echo(f"{verb} {image['id']} {' '.join(image['tags'])} ({image['size']} bytes)")
+    click.echo(
+        f"{len(result['images'])} images, {result['bytes']} bytes {verb}"
+        + ("" if yes else " (pass --yes to remove)")
+    )

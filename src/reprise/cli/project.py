@@ -1,0 +1,96 @@
+"""`reprise init`, `reprise ci init`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from reprise import __version__
+from reprise.cli.common import RUNS_DIR_OPTION, maybe_project, runs_dir_of
+
+
+@click.command()
+@click.option("--force", is_flag=True, help="Replace an existing [tool.reprise] section.")
+@click.pass_context
+def init(ctx: click.Context, force: bool) -> None:
+    """Add a commented [tool.reprise] section to pyproject.toml.
+
+    \b
+    Example:
+      reprise init && git add pyproject.toml && git commit -m "reprise settings"
+    """
+    from reprise.commands.init import init_project
+    from reprise.edges.project import find_root
+
+    root = Path(ctx.obj["project_dir"]) if ctx.obj["project_dir"] else find_root(Path.cwd())
+    path = init_project(root, force=force)
+    click.echo(str(path))
+
+
+@click.group()
+def ci() -> None:
+    """Replay past runs in CI."""
+
+
+@ci.command("init")
+@click.argument("runs", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    default=".github/workflows/reprise-replay.yml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write the workflow.",
+)
+@click.option(
+    "--runner", default="self-hosted,gpu", show_default=True, help="Runner labels, comma-separated."
+)
+@click.option("--cron", default="0 3 * * 1", show_default=True, help="When to replay.")
+@click.option("--registry", default=None, help="Registry the runs' images were pushed to.")
+@click.option(
+    "--install",
+    "install_spec",
+    default=f"reprise=={__version__}",
+    show_default=True,
+    help="What `uv tool install` installs on the runner.",
+)
+@click.option("--timeout-minutes", default=120, show_default=True, type=int)
+@click.option("--force", is_flag=True, help="Overwrite an existing workflow file.")
+@RUNS_DIR_OPTION
+@click.pass_context
+def ci_init(
+    ctx: click.Context,
+    runs: tuple[str, ...],
+    output: str,
+    runner: str,
+    cron: str,
+    registry: str | None,
+    install_spec: str,
+    timeout_minutes: int,
+    force: bool,
+    runs_dir: str | None,
+) -> None:
+    """Write a GitHub Actions workflow that replays RUNS and fails on divergence.
+
+    \b
+    Example:
+      reprise ci init 20261123-1412 --registry ghcr.io/acme/reprise
+      git add .github/workflows/reprise-replay.yml runs/ && git commit -m "replay in CI"
+    """
+    from reprise.commands.ci import write_workflow
+
+    project = maybe_project(ctx)
+    path = write_workflow(
+        runs=runs,
+        runs_dir=runs_dir_of(ctx, runs_dir),
+        base=project.root if project else Path.cwd(),
+        output=Path(output),
+        runner=runner,
+        cron=cron,
+        registry=registry or (project.settings.registry if project else None),
+        install_spec=install_spec,
+        timeout_minutes=timeout_minutes,
+        force=force,
+    )
+    click.echo(str(path))

@@ -1,0 +1,160 @@
+"""`reprise reproduce`, `reprise diff`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reprise.cli.common import RUNS_DIR_OPTION, emit_json, maybe_project, runs_dir_of, say
+
+
+def _data_flags(values: tuple[str, ...]) -> dict[str, Path]:
+    from reprise.core import names
+    from reprise.core.errors import UsageError
+
+    out: dict[str, Path] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not path:
+            raise UsageError(
+                f"--data {value!r} is not NAME=PATH", hint="e.g. --data train=/data/train"
+            )
+        out[names.dataset(name, "--data")] = Path(path)
+    return out
+
+
+@click.command()
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--registry", default=None, help="Registry to pull the image from, by digest.")
+@click.option(
+    "--rebuild", is_flag=True, help="Rebuild the image when it cannot be had (a new artifact)."
+)
+@click.option(
+    "--strict", is_flag=True, help="Refuse to run when the machine voids the bitwise guarantee."
+)
+@click.option("--allow-data-change", is_flag=True, help="Run even when a dataset's hash differs.")
+@click.option(
+    "--data",
+    "data_flags",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="Where a dataset the run read is on this machine (default: the project's settings).",
+)
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write JUnit XML here.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the verdict object (a list for several runs)."
+)
+@RUNS_DIR_OPTION
+@click.pass_context
+def reproduce(
+    ctx: click.Context,
+    runs: tuple[str, ...],
+    registry: str | None,
+    rebuild: bool,
+    strict: bool,
+    allow_data_change: bool,
+    data_flags: tuple[str, ...],
+    junit_path: str | None,
+    as_json: bool,
+    runs_dir: str | None,
+) -> None:
+    """Rerun past runs from their records and prove the outputs bit-for-bit identical.
+
+    RUN is a run id, a unique prefix of one, a run directory, or a bundle file (imported
+    first). Exit codes: 0 identical,
+    1 diverged, 2 bad input, 3 could not reproduce (image unavailable, --strict mismatch).
+
+    \b
+    Examples:
+      reprise reproduce 20261123-1412
+      reprise reproduce runs/spiral/20261123-141200-5f3a9c1e --registry 127.0.0.1:5000/team
+      reprise reproduce RUN_A RUN_B --junit reprise-junit.xml   # in CI
+    """
+    from reprise.commands.reproduce import ReproduceOptions, reproduce_refs
+    from reprise.core.junit import verdicts_to_junit
+    from reprise.edges.runstore import atomic_write
+
+    where = runs_dir_of(ctx, runs_dir)
+    project = maybe_project(ctx)
+    settings = project.settings if project else None
+    options = ReproduceOptions(
+        repo=project.root if project else None,
+        registry=registry or (settings.registry if settings else None),
+        rebuild=rebuild,
+        strict=strict,
+        data_paths={**(settings.data if settings else {}), **_data_flags(data_flags)},
+        allow_data_change=allow_data_change,
+        card_template=settings.card_template if settings else None,
+        settings=settings,
+    )
+    verdicts = reproduce_refs(
+        runs,
+        runs_dir=where,
+        options=options,
+        say=say,
+        keep_going=len(runs) > 1 or bool(junit_path) or as_json,
+        report=None if as_json else _report_verdict,
+    )
+    data = [v.to_dict() for v in verdicts]
+    if junit_path:
+        atomic_write(Path(junit_path), verdicts_to_junit(data))
+    if as_json:
+        emit_json(data[0] if len(data) == 1 else data)
+    ctx.exit(max(v.exit_code for v in verdicts))
+
+
+def _report_verdict(verdict: Any) -> None:
+    click.echo(f"run      {verdict.run_id}")
+    if verdict.rerun_id:
+        click.echo(f"rerun    {verdict.rerun_id}  ({verdict.rerun_dir})")
+    if verdict.image:
+        click.echo(f"image    {verdict.image['id']} ({verdict.image['source']})")
+    if verdict.data_changed:
+        click.echo(f"data     changed: {', '.join(verdict.data_changed)} (--allow-data-change)")
+    voids = [d for d in verdict.target if d.voids]
+    click.echo(
+        "target   " + ("guarantee holds" if not voids else "; ".join(d.describe() for d in voids))
+    )
+    if verdict.verdict == "identical":
+        click.echo(f"verdict  identical ({verdict.files.to_dict()['same']} files bit-for-bit)")
+    elif verdict.verdict == "diverged":
+        click.echo("verdict  diverged")
+        for line in verdict.details:
+            click.echo(f"  - {line}")
+    else:
+        click.echo(f"verdict  error: {verdict.error}")
+
+
+@click.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON object.")
+@RUNS_DIR_OPTION
+@click.pass_context
+def diff(ctx: click.Context, run_a: str, run_b: str, as_json: bool, runs_dir: str | None) -> None:
+    """Compare two runs: outputs (as reproduce does), config, image, code, seed, environment.
+
+    Exit code 0 when the outputs are identical, 1 when they differ.
+
+    \b
+    Examples:
+      reprise diff 20261123-1412 20261123-1530
+      reprise diff RUN_A RUN_B --json | jq .outputs.changed
+    """
+    from reprise.commands.diff import diff_refs
+
+    result = diff_refs(runs_dir_of(ctx, runs_dir), run_a, run_b, say=say)
+    if as_json:
+        emit_json(result)
+    else:
+        for line in result["summary"]:
+            click.echo(line)
+    ctx.exit(0 if result["outputs"]["identical"] else 1)

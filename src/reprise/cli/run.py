@@ -1,0 +1,187 @@
+"""`reprise run`, `reprise attach`, `reprise wait`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from reprise.cli.common import (
+    JSON_RECORD_OPTION,
+    RUNS_DIR_OPTION,
+    DashDashCommand,
+    maybe_project,
+    project_of,
+    report_run,
+    runs_dir_of,
+    say,
+)
+from reprise.core.resources import DEFAULT_PIDS_LIMIT
+
+
+@click.command(cls=DashDashCommand)
+@click.argument("overrides", nargs=-1)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**32 - 1),
+    default=None,
+    help="Seed, 0 to 2**32-1 (default: the config's `seed`, else a new one).",
+)
+@click.option("--allow-dirty", is_flag=True, help="Run uncommitted changes; the patch is stored.")
+@click.option("--gpus", default=None, help='GPUs: "all" or a count (default: [tool.reprise] gpus).')
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (recorded).")
+@JSON_RECORD_OPTION
+@click.option(
+    "--detach", "-d", is_flag=True, help="Start, print the run id, return (see attach/wait)."
+)
+@click.option(
+    "--env",
+    "-e",
+    "env_flags",
+    multiple=True,
+    metavar="NAME[=VALUE]",
+    help="Pass a variable (its value from here when none is given). Repeatable.",
+)
+@click.option(
+    "--env-file",
+    "env_files",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="NAME=VALUE lines to pass. Repeatable.",
+)
+@click.option(
+    "--secret",
+    "secret_flags",
+    multiple=True,
+    metavar="NAME",
+    help="Pass NAME, never recording its value. Names with TOKEN, SECRET, PASSWORD or KEY are secret anyway.",
+)
+@click.option("--memory", default=None, help="Memory limit, e.g. 16g (recorded).")
+@click.option("--shm-size", default=None, help="/dev/shm size, e.g. 2g (recorded).")
+@click.option("--cpus", type=click.FloatRange(min=0.01), default=None, help="CPU limit (recorded).")
+@click.option(
+    "--pids-limit",
+    type=click.IntRange(16, 4_194_304),
+    default=DEFAULT_PIDS_LIMIT,
+    show_default=True,
+    help="Most processes and threads the job may have (recorded).",
+)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    overrides: tuple[str, ...],
+    seed: int | None,
+    allow_dirty: bool,
+    gpus: str | None,
+    threads: int | None,
+    as_json: bool,
+    detach: bool,
+    env_flags: tuple[str, ...],
+    env_files: tuple[str, ...],
+    secret_flags: tuple[str, ...],
+    memory: str | None,
+    shm_size: str | None,
+    cpus: float | None,
+    pids_limit: int,
+) -> None:
+    """Run the training command in the project's image, recording everything.
+
+    OVERRIDES are config changes: a.b=value sets an existing key, +a.b=value adds one.
+    Everything after -- replaces the configured command.
+
+    \b
+    Examples:
+      reprise run
+      reprise run optim.lr=0.01 train.epochs=5 --seed 1234
+      reprise run +notes=baseline --allow-dirty
+      reprise run -- python eval.py --split test
+      reprise run --detach --memory 32g --env WANDB_MODE=offline --secret HF_TOKEN
+    """
+    from reprise.commands.run import launch, validate_gpus_flag
+    from reprise.core.envvars import resolve_env
+    from reprise.core.errors import UsageError
+    from reprise.core.resources import validated_resources
+    from reprise.edges.runstore import read_record
+
+    texts = []
+    for name in env_files:
+        try:
+            texts.append((name, Path(name).read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--env-file {name}: {getattr(exc, 'strerror', None) or exc}") from exc
+    env = resolve_env(env_flags, texts, secret_flags, os.environ)
+    resources = validated_resources(
+        memory=memory, shm_size=shm_size, cpus=cpus, pids_limit=pids_limit
+    )
+    run_dir = launch(
+        project_of(ctx),
+        overrides=overrides,
+        seed=seed,
+        command=ctx.meta.get("reprise.command"),
+        allow_dirty=allow_dirty,
+        gpus=validate_gpus_flag(gpus),
+        threads=threads,
+        env=env,
+        resources=resources,
+        detach=detach,
+        say=say,
+    )
+    record = read_record(run_dir)
+    if detach:
+        say(f"started; follow it with: reprise attach {record['run_id']}")
+    report_run(record, run_dir, as_json)
+    if record["status"] not in ("succeeded", "running"):
+        ctx.exit(1)
+
+
+def _pick_up(
+    ctx: click.Context, run: str, runs_dir: str | None, *, echo: bool, as_json: bool
+) -> None:
+    from reprise.commands.lifecycle import pick_up
+    from reprise.edges.runstore import find_run
+
+    run_dir = find_run(runs_dir_of(ctx, runs_dir), run)
+    project = maybe_project(ctx)
+    record = pick_up(
+        run_dir,
+        echo=echo,
+        card_template=project.settings.card_template if project else None,
+        say=say,
+    )
+    report_run(record, run_dir, as_json)
+    if record["status"] != "succeeded":
+        ctx.exit(1)
+
+
+@click.command()
+@click.argument("run")
+@JSON_RECORD_OPTION
+@RUNS_DIR_OPTION
+@click.pass_context
+def attach(ctx: click.Context, run: str, as_json: bool, runs_dir: str | None) -> None:
+    """Re-attach to a running run: its output from where it is, then finish its record.
+
+    Ctrl-C detaches again (the run goes on). Exit code 1 unless the run succeeded.
+
+    \b
+    Examples:
+      reprise run --detach && reprise attach 20261123-1412
+      reprise attach 20261123-1412    # after an SSH drop or a killed CLI
+    """
+    _pick_up(ctx, run, runs_dir, echo=True, as_json=as_json)
+
+
+@click.command()
+@click.argument("run")
+@JSON_RECORD_OPTION
+@RUNS_DIR_OPTION
+@click.pass_context
+def wait(ctx: click.Context, run: str, as_json: bool, runs_dir: str | None) -> None:
+    """Wait for a run to end (its output goes to logs/run.log only), then finish its record.
+
+    \b
+    Example:
+      reprise wait 20261123-1412 && reprise reproduce 20261123-1412
+    """
+    _pick_up(ctx, run, runs_dir, echo=False, as_json=as_json)

@@ -1,0 +1,307 @@
+"""`reprise build`: resolve the base, check the project, render, and build only when needed."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from reprise import __version__
+from reprise.core.errors import ProjectError, SettingsError
+from reprise.core.image import (
+    BasePython,
+    ImageInputs,
+    ImagePlan,
+    context_files,
+    image_env,
+    plan_image,
+    runtime_hash,
+    sha256,
+    write_tar,
+)
+from reprise.core.names import parse_image_ref
+from reprise.core.progress import Say
+from reprise.core.templating import template_text
+from reprise.edges.docker import Engine
+from reprise.edges.project import Project, cache_dir, read_lock, uv_binary, uv_version
+from reprise.edges.runstore import atomic_write, file_lock
+
+_PROBE = (
+    "import json, sys; print(json.dumps({'path': sys.executable, "
+    "'version': '.'.join(map(str, sys.version_info[:3]))}))"
+)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    plan: ImagePlan
+    inputs: ImageInputs
+    image_id: str
+    built: bool
+    base_ref: str
+    base_digest_ref: str
+
+
+def runtime_files() -> dict[str, bytes]:
+    """reprise_runtime's sources and the sitecustomize that loads it, as they go into images."""
+    package = resources.files("reprise_runtime")
+    files = {
+        f"reprise_runtime/{entry.name}": entry.read_bytes()
+        for entry in sorted(package.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".py")
+    }
+    files["sitecustomize.py"] = (
+        b"# Loaded at every Python start in a reprise image: seeds before user code runs.\n"
+        b"import reprise_runtime.boot  # noqa: F401\n"
+    )
+    return files
+
+
+def resolve_base(engine: Engine, ref: str, say: Say) -> str:
+    """``repo@sha256:...`` for ``ref``; a tag is resolved through the registry, with a warning."""
+    repo, _, digest = parse_image_ref(ref)
+    if digest:
+        return f"{repo}@{digest}"
+    say(f"warning: base image {ref} is a tag, and tags move; resolving it to a digest")
+    try:
+        digest = engine.registry_digest(ref)
+    except Exception:
+        attrs = engine.image_attrs(ref)
+        repo_digests = [d for d in (attrs or {}).get("RepoDigests", []) if d.startswith(repo + "@")]
+        if not repo_digests:
+            raise
+        say(f"warning: registry unreachable; using the local image's digest for {ref}")
+        return str(repo_digests[0])
+    say(f'base image {ref} -> {repo}@{digest}; pin it as base-image = "{repo}@{digest}"')
+    return f"{repo}@{digest}"
+
+
+def ensure_local(engine: Engine, ref: str, say: Say) -> None:
+    if engine.image_attrs(ref) is None:
+        say(f"pulling {ref}")
+        engine.pull(ref, progress=say)
+
+
+def _probe_cache(base_digest_ref: str) -> Path:
+    digest = base_digest_ref.rsplit("@", 1)[1].replace(":", "-")
+    return cache_dir() / "base-python" / f"{digest}.json"
+
+
+def probe_python(
+    engine: Engine, base_digest_ref: str, requires_python: str | None, say: Say
+) -> BasePython:
+    """The base image's Python (cached per base digest), or a uv-managed one when it has none."""
+    cache = _probe_cache(base_digest_ref)
+    try:
+        found = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        ensure_local(engine, base_digest_ref, say)
+        out = engine.run_capture(
+            base_digest_ref,
+            [
+                "sh",
+                "-c",
+                f'for p in python3 python; do command -v $p >/dev/null && exec $p -c "{_PROBE}"; done; echo null',
+            ],
+        )
+        found = json.loads(out.strip().splitlines()[-1])
+        atomic_write(cache, json.dumps(found), durable=False)
+    if not found:
+        return BasePython(managed=True, request=requires_python or "3.11")
+    return BasePython(managed=False, path=found["path"], version=found["version"])
+
+
+def check_requires_python(requires: str | None, python: BasePython, base: str) -> None:
+    if python.managed or not requires or python.version is None:
+        return
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        spec = SpecifierSet(requires)
+    except InvalidSpecifier as exc:
+        raise ProjectError(f"requires-python {requires!r} is not a valid specifier: {exc}") from exc
+    if python.version not in spec:
+        raise ProjectError(
+            f"the base image's Python {python.version} does not satisfy requires-python {requires!r}",
+            hint=f"use a base image with a matching Python (base: {base}), or widen requires-python",
+        )
+
+
+def prepare(
+    project: Project, engine: Engine, say: Say, *, lock: bytes | None = None
+) -> tuple[ImageInputs, ImagePlan, str]:
+    settings = project.settings
+    lock = read_lock(project) if lock is None else lock
+    if settings.ca_bundle is not None and not settings.ca_bundle.is_file():
+        raise SettingsError(
+            f"ca-bundle {settings.ca_bundle} is not a file",
+            key="ca-bundle",
+            value=str(settings.ca_bundle),
+        )
+    if settings.wheelhouse is not None and not settings.wheelhouse.is_dir():
+        raise SettingsError(
+            f"wheelhouse {settings.wheelhouse} is not a directory",
+            key="wheelhouse",
+            value=str(settings.wheelhouse),
+        )
+    base_digest_ref = resolve_base(engine, settings.base_image, say)
+    python = probe_python(engine, base_digest_ref, project.requires_python, say)
+    inputs = ImageInputs(
+        project_name=settings.project_name,
+        base_ref=settings.base_image,
+        base_digest_ref=base_digest_ref,
+        python=python,
+        pyproject=project.pyproject,
+        pyproject_bytes=project.pyproject_bytes,
+        lock=lock,
+        runtime_files=runtime_files(),
+        uv_version=uv_version(),
+        ca_bundle=settings.ca_bundle is not None,
+        wheelhouse=str(settings.wheelhouse) if settings.wheelhouse else None,
+    )
+    template = template_text("Dockerfile.j2")
+    cache = cache_dir() / "plans" / f"{plan_key(inputs, template)}.json"
+    try:
+        return inputs, ImagePlan(**json.loads(cache.read_text())), base_digest_ref
+    except (OSError, ValueError, TypeError):
+        pass
+    check_requires_python(project.requires_python, python, settings.base_image)
+    plan = plan_image(inputs, template)
+    with contextlib.suppress(OSError):
+        atomic_write(cache, json.dumps(dataclasses.asdict(plan), sort_keys=True), durable=False)
+    return inputs, plan, base_digest_ref
+
+
+def plan_key(inputs: ImageInputs, template: str) -> str:
+    """Everything plan_image reads (and the requires-python check): same key, same plan."""
+    parts = {
+        "reprise": __version__,
+        "template": sha256(template.encode()),
+        "base_ref": inputs.base_ref,
+        "base_digest_ref": inputs.base_digest_ref,
+        "python": dataclasses.asdict(inputs.python),
+        "pyproject": sha256(inputs.pyproject_bytes),
+        "lock": sha256(inputs.lock),
+        "runtime": runtime_hash(inputs.runtime_files),
+        "uv": inputs.uv_version,
+        "ca_bundle": inputs.ca_bundle,
+        "wheelhouse": inputs.wheelhouse,
+        "project": inputs.project_name,
+    }
+    return sha256(json.dumps(parts, sort_keys=True).encode()).split(":")[1]
+
+
+def build(
+    project: Project, engine: Engine, say: Say, *, force: bool = False, lock: bytes | None = None
+) -> BuildResult:
+    inputs, plan, base_digest_ref = prepare(project, engine, say, lock=lock)
+    existing = engine.image_attrs(plan.tag)
+    if existing is not None and not force:
+        say(f"image {plan.tag} is up to date (nothing that defines it changed)")
+        return BuildResult(
+            plan, inputs, str(existing["Id"]), False, inputs.base_ref, base_digest_ref
+        )
+    with _build_lock(plan.tag):
+        existing = engine.image_attrs(plan.tag)
+        if existing is not None and not force:  # built meanwhile by a concurrent reprise
+            return BuildResult(
+                plan, inputs, str(existing["Id"]), False, inputs.base_ref, base_digest_ref
+            )
+        ensure_local(engine, base_digest_ref, say)
+        return _build(project, engine, inputs, plan, base_digest_ref, say)
+
+
+def _build_lock(tag: str) -> contextlib.AbstractContextManager[None]:
+    """One build of a tag at a time on this machine: concurrent runs wait, then reuse it."""
+    return file_lock(cache_dir() / "locks" / (tag.replace("/", "_").replace(":", "_") + ".lock"))
+
+
+def _build(
+    project: Project,
+    engine: Engine,
+    inputs: ImageInputs,
+    plan: ImagePlan,
+    base_digest_ref: str,
+    say: Say,
+) -> BuildResult:
+    say(f"building {plan.tag}")
+    settings = project.settings
+    files = context_files(
+        plan,
+        inputs,
+        uv_binary=uv_binary(),
+        ca_bundle=settings.ca_bundle,
+        wheelhouse=settings.wheelhouse,
+    )
+    with tempfile.TemporaryFile() as context:
+        write_tar(files, context)
+        context.seek(0)
+        image_id = engine.build(context, plan.tag, labels=plan.build_labels, progress=say)
+    say(f"built {plan.tag} ({image_id[:19]})")
+    return BuildResult(plan, inputs, image_id, True, inputs.base_ref, base_digest_ref)
+
+
+@dataclass(frozen=True)
+class RunImage:
+    """The image a run uses, as the run records it; from a build or from a past record."""
+
+    id: str
+    record: dict[str, Any]
+    dockerfile: bytes
+    lock: bytes
+    env: dict[str, str]
+
+
+def run_image(result: BuildResult) -> RunImage:
+    return RunImage(
+        id=result.image_id,
+        record=image_record(result),
+        dockerfile=result.plan.dockerfile.encode(),
+        lock=result.inputs.lock,
+        env=image_env(result.inputs.python),
+    )
+
+
+def image_record(result: BuildResult) -> dict[str, Any]:
+    plan = result.plan
+    return {
+        "tag": plan.tag,
+        "id": result.image_id,
+        "spec_hash": plan.spec_hash,
+        "base_image": result.base_ref,
+        "base_digest": plan.base_digest,
+        "base_ref": result.base_digest_ref,
+        "lock_hash": plan.lock_hash,
+        "dependencies_hash": plan.deps_hash,
+        "dockerfile_hash": plan.dockerfile_hash,
+        "runtime_hash": plan.runtime_hash,
+        "python": result.inputs.python.version,
+        "repo_digest": None,
+        "source": "built" if result.built else "local",
+    }
+
+
+def plan_project(project: Project, say: Say) -> ImagePlan:
+    """`reprise build --dry-run`: the plan (Dockerfile and tag), building nothing."""
+    _, plan, _ = prepare(project, Engine.from_env(), say, lock=read_lock(project))
+    return plan
+
+
+def build_project(
+    project: Project, say: Say, *, force: bool, push: bool, push_to: str | None
+) -> dict[str, Any]:
+    """`reprise build`: build or reuse the image, and push it when asked."""
+    engine = Engine.from_env()
+    result = build(project, engine, say, force=force, lock=read_lock(project))
+    out: dict[str, Any] = {"tag": result.plan.tag, "id": result.image_id, "built": result.built}
+    if push:
+        from reprise.commands.push import push_image, registry_for
+
+        registry = registry_for(project.settings, push_to)
+        out["pushed"] = push_image(engine, result.plan.tag, result.plan.tag, registry, say)
+    return out

@@ -1,0 +1,293 @@
+"""`reprise bundle import`: verify every member, load the image without its archive tags, prove
+it is the recorded one, and only then register the run."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reprise.commands.bundle.export import RECORD_FILES, code_state_of
+from reprise.commands.bundle.image import ImageCheck, image_stream
+from reprise.commands.bundle.inspect import open_stream, read_first_header, stream_error
+from reprise.commands.bundle.streams import Prefetch
+from reprise.commands.inputs import code_dir
+from reprise.core import keys
+from reprise.core.bundleformat import (
+    COPY_CHUNK,
+    BoundedTarInfo,
+    HashingReader,
+    Header,
+    IndexEntry,
+    check_against_index,
+    iter_chunks,
+    missing_members,
+    verify_member,
+)
+from reprise.core.errors import BundleError, EngineError, RecordError
+from reprise.core.progress import Say
+from reprise.core.record import FINAL_STATES, parse_record
+from reprise.edges.docker import Engine
+from reprise.edges.git import apply_patch
+from reprise.edges.runstore import check_runs_dir, read_record
+
+# Loaded images are tagged here, and only here: never under a project's own repository.
+IMPORT_REPO = f"{keys.IMAGE_REPO_PREFIX}/imports"
+_RUN_DIRS = tuple(f"run/{d}/" for d in keys.RUN_WRITABLE_DIRS)
+
+
+@dataclass
+class ImportResult:
+    run_dir: Path
+    image_id: str
+    loaded: bool  # False when the image was already in the engine
+    already_imported: bool
+
+
+def import_bundle(engine: Engine, path: Path, runs_dir: Path, say: Say) -> ImportResult:
+    import zstandard
+
+    check_runs_dir(runs_dir)
+    staging = Path(tempfile.mkdtemp(prefix=".import-", dir=runs_dir))
+    loaded_new: str | None = None
+    try:
+        try:
+            with (
+                open_stream(path) as stream,
+                tarfile.open(
+                    fileobj=io.BufferedReader(Prefetch(stream), COPY_CHUNK),
+                    mode="r|",
+                    bufsize=COPY_CHUNK,
+                    tarinfo=BoundedTarInfo,
+                ) as tar,
+            ):
+                header = read_first_header(tar, path)
+                _check_space(runs_dir, header)
+                image_id = str(header.image["id"])
+                existed = engine.image_attrs(image_id) is not None
+                seen: set[str] = set()
+                loaded = _stage_members(engine, tar, header, seen, staging, existed, say)
+                missing = missing_members(header.members, seen)
+                if missing:
+                    raise BundleError(
+                        f"{path} is truncated: {len(missing)} indexed members are missing (first: {missing[0]})"
+                    )
+        except (tarfile.TarError, zstandard.ZstdError, EOFError) as exc:
+            raise stream_error(exc, path) from exc
+        if not existed:
+            loaded_new = _loaded_id(loaded, image_id)
+        record = _verify_run(staging, header)
+        _verify_image(engine, header, record)
+        result = _register(engine, staging, runs_dir, header, record, loaded=not existed, say=say)
+        loaded_new = None  # registered: keep the image
+        return result
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if loaded_new:
+            _remove_untagged(engine, loaded_new)
+
+
+def _remove_untagged(engine: Engine, image_id: str) -> None:
+    """Take back an image this import loaded: without force, so that it can never untag
+    anything (the load applied no tags)."""
+    with contextlib.suppress(EngineError):
+        engine.remove_image(image_id, force=False)
+
+
+def _check_space(runs_dir: Path, header: Header) -> None:
+    needed = sum(m.size for m in header.members if not m.path.startswith("image/"))
+    free = shutil.disk_usage(runs_dir).free
+    if needed + (64 << 20) > free:
+        raise BundleError(
+            f"the bundle's records, code and outputs take {needed} bytes; {runs_dir} has {free} free",
+            hint="free space in the runs directory, or import into another --runs-dir",
+        )
+
+
+def _loaded_id(loaded: list[str], fallback: str) -> str:
+    for item in loaded:
+        if item.startswith("sha256:"):
+            return item
+    return fallback
+
+
+def _stage_target(staging: Path, entry: IndexEntry) -> Path:
+    """Where a run/ or code/ member is staged; run/ holds only reprise's records and the
+    run's writable folders."""
+    path = entry.path
+    if path.startswith("run/") and not (
+        path.removeprefix("run/") in RECORD_FILES or path.startswith(_RUN_DIRS)
+    ):
+        raise BundleError(f"member {path!r} is not part of a run directory", member=path)
+    return staging / path
+
+
+def _stage_members(
+    engine: Engine,
+    tar: tarfile.TarFile,
+    header: Header,
+    seen: set[str],
+    staging: Path,
+    image_present: bool,
+    say: Say,
+) -> list[str]:
+    """Check every member; stage run/ and code/ files, stream image/ ones into docker load."""
+    loaded: list[str] = []
+    index = header.by_path()
+    image_id = str(header.image["id"])
+    diff_ids = [str(d) for d in header.image.get("diff_ids") or []]
+    while (info := tar.next()) is not None:  # continues after the header
+        entry = check_against_index(info, index, seen)
+        if entry.path.startswith("image/"):
+            say("loading the image" if not image_present else "checking the image (present)")
+            # When the engine already has the image nothing is loaded, so the layers are
+            # hashed here; otherwise docker load checks them against the config itself.
+            check = ImageCheck(hash_layers=image_present)
+            members = image_stream(tar, info, entry, index, seen, check)
+            if image_present:
+                for _ in members:
+                    pass
+                check.verify(image_id, diff_ids)
+            else:
+                before = engine.image_ids()
+                loaded = engine.load(members)
+                try:
+                    check.verify(image_id, diff_ids)
+                except BundleError:
+                    for ref in loaded:  # take back what this load added, and only that
+                        attrs = engine.image_attrs(ref)
+                        if attrs is not None and attrs["Id"] not in before:
+                            _remove_untagged(engine, str(attrs["Id"]))
+                    raise
+            break
+        if entry.kind == "dir":
+            continue
+        _stage_file(tar, info, entry, _stage_target(staging, entry))
+    return loaded
+
+
+def _stage_file(
+    tar: tarfile.TarFile, info: tarfile.TarInfo, entry: IndexEntry, target: Path
+) -> None:
+    source = tar.extractfile(info)
+    assert source is not None
+    reader = HashingReader(source, info.size)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("xb") as fh:
+            written = 0
+            for chunk in iter_chunks(reader):  # type: ignore[arg-type]
+                fh.write(chunk)
+                written += len(chunk)
+        target.chmod(0o755 if entry.mode & 0o100 else 0o644)
+    except OSError as exc:
+        raise BundleError(
+            f"member {entry.path!r} cannot be staged: {exc.strerror or exc}", member=entry.path
+        ) from exc
+    verify_member(entry, reader.hasher.hexdigest(), written)
+
+
+def _verify_run(staging: Path, header: Header) -> dict[str, Any]:
+    """The staged run.json: a valid record (every name checked), of the run the header names,
+    finished, made with the image the bundle carries."""
+    path = staging / "run" / keys.RUN_JSON
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise BundleError(f"the bundle has no run/run.json: {exc.strerror or exc}") from exc
+    try:
+        record = parse_record(raw, source="the bundle's run/run.json")
+    except RecordError as exc:
+        raise BundleError(exc.message, member="run/run.json") from exc
+    if record["run_id"] != header.run_id or record["experiment"] != header.experiment:
+        raise BundleError(
+            f"run/run.json is run {record['run_id']!r} of {record['experiment']!r}, "
+            f"the header says {header.run_id!r} of {header.experiment!r}",
+            member="run/run.json",
+        )
+    if record["status"] not in FINAL_STATES:
+        raise BundleError(
+            f"run/run.json says the run is still {record['status']!r}: only finished runs are bundled",
+            member="run/run.json",
+        )
+    return record
+
+
+def _verify_image(engine: Engine, header: Header, record: dict[str, Any]) -> None:
+    recorded = str(record["image"]["id"])
+    carried = str(header.image["id"])
+    if carried != recorded:
+        raise BundleError(
+            f"the bundle carries image {carried}, but its run was made with {recorded}",
+            hint="the bundle was altered or mis-assembled; ask for a fresh export",
+        )
+    attrs = engine.image_attrs(recorded)
+    if attrs is None:
+        raise BundleError(
+            f"after docker load, the recorded image {recorded} is not in the engine: the bundle's image is another one"
+        )
+    layers = list(attrs["RootFS"]["Layers"])
+    if layers != list(header.image.get("diff_ids") or []):
+        raise BundleError(
+            f"image {recorded}: its layers do not match the diff ids the bundle recorded"
+        )
+
+
+def _tag_imported(engine: Engine, image_id: str, run_id: str, say: Say) -> None:
+    """Tag a loaded, proven image as reprise/imports:<run id>, unless that tag exists: an
+    import never moves a tag."""
+    ref = f"{IMPORT_REPO}:{run_id}"
+    current = engine.image_attrs(ref)
+    if current is None:
+        engine.tag(image_id, IMPORT_REPO, run_id)
+    elif current.get("Id") != image_id:
+        say(f"warning: {ref} already names another image: left as it is (the run uses the id)")
+
+
+def _register(
+    engine: Engine,
+    staging: Path,
+    runs_dir: Path,
+    header: Header,
+    record: dict[str, Any],
+    *,
+    loaded: bool,
+    say: Say,
+) -> ImportResult:
+    image_id = str(record["image"]["id"])
+    if loaded:
+        _tag_imported(engine, image_id, record["run_id"], say)
+    patch = (staging / "run" / keys.RUN_PATCH).read_bytes() if record["code"].get("dirty") else b""
+    code_dest = code_dir(runs_dir, code_state_of(record, patch))
+    if not code_dest.exists() and (staging / "code").is_dir():
+        code_src = staging / "code"
+        if patch:
+            apply_patch(code_src, patch)
+        code_dest.parent.mkdir(parents=True, exist_ok=True)
+        code_src.rename(code_dest)
+    final = runs_dir / record["experiment"] / record["run_id"]
+    if final.exists():
+        existing = read_record(final)
+        if existing.get("image", {}).get("id") != image_id or existing.get("code") != record.get(
+            "code"
+        ):
+            raise BundleError(
+                f"a different run {header.run_id} already exists at {final}",
+                hint="move it away, or import into another --runs-dir",
+            )
+        return ImportResult(final, image_id, loaded, already_imported=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for sub in keys.RUN_WRITABLE_DIRS:
+        (staging / "run" / sub).mkdir(exist_ok=True)
+    (staging / "run").rename(final)
+    return ImportResult(final, image_id, loaded, already_imported=False)
+
+
+def import_file(path: Path, runs_dir: Path, say: Say) -> ImportResult:
+    """`reprise bundle import`, into this machine's engine."""
+    return import_bundle(Engine.from_env(), path, runs_dir, say)

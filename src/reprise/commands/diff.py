@@ -1,0 +1,100 @@
+"""`reprise diff`: what differs between two runs, outputs and inputs alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from reprise.commands.verdict import explain, load_manifest
+from reprise.core import keys
+from reprise.core.config import load_config_text
+from reprise.core.divergence import diff_mappings
+from reprise.core.errors import ConfigError, RecordError, RepriseError
+from reprise.core.manifest import compare_manifests
+from reprise.core.progress import Say
+from reprise.edges.runfiles import read_text_or_none
+from reprise.edges.runstore import read_record
+from reprise.execution.backend import Backend
+
+# Values that differ between any two runs by construction.
+_PER_RUN_ENV = {keys.ENV_RUN_ID}
+
+
+def _section(a: dict[str, Any], b: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return diff_mappings(a.get(name) or {}, b.get(name) or {})
+
+
+def _config(run_dir: Path) -> dict[str, Any]:
+    text = read_text_or_none(run_dir, keys.RUN_CONFIG, 16 << 20)
+    if text is None:
+        raise RecordError(f"{run_dir / keys.RUN_CONFIG} is missing or not a regular file")
+    try:
+        return load_config_text(text, source=str(run_dir / keys.RUN_CONFIG))
+    except ConfigError as exc:
+        raise RecordError(exc.message, path=str(run_dir / keys.RUN_CONFIG)) from exc
+
+
+def compare_runs(a_dir: Path, b_dir: Path, backend: Backend | None) -> dict[str, Any]:
+    a, b = read_record(a_dir), read_record(b_dir)
+    ma, mb = load_manifest(a_dir), load_manifest(b_dir)
+    diff = compare_manifests(ma, mb)
+    image_id = (
+        a["image"]["id"] if backend is not None and backend.has_image(a["image"]["id"]) else None
+    )
+    kinds = ({e.path: e.kind for e in ma.files}, {e.path: e.kind for e in mb.files})
+    reports, details = explain(backend, image_id, a_dir, b_dir, diff, kinds)
+    config_a = _config(a_dir)
+    config_b = _config(b_dir)
+    env_a = {k: v for k, v in a["environment"]["run"].items() if k not in _PER_RUN_ENV}
+    env_b = {k: v for k, v in b["environment"]["run"].items() if k not in _PER_RUN_ENV}
+    image_keys = ("id", "base_digest", "lock_hash", "dockerfile_hash", "spec_hash")
+    inputs = {
+        "config": diff_mappings(config_a, config_b),
+        "image": diff_mappings(
+            {k: a["image"].get(k) for k in image_keys}, {k: b["image"].get(k) for k in image_keys}
+        ),
+        "code": diff_mappings(
+            {k: a["code"].get(k) for k in ("commit", "dirty", "patch_hash", "subdir")},
+            {k: b["code"].get(k) for k in ("commit", "dirty", "patch_hash", "subdir")},
+        ),
+        "seed": diff_mappings(
+            {"seed": a["seed"], "threads": a["threads"]},
+            {"seed": b["seed"], "threads": b["threads"]},
+        ),
+        "environment": diff_mappings(
+            {"image": a["environment"]["image"], "run": env_a},
+            {"image": b["environment"]["image"], "run": env_b},
+        ),
+        "command": diff_mappings({"command": a["command"]}, {"command": b["command"]}),
+        "host": _section(a, b, "host"),
+    }
+    summary = [f"a        {a['run_id']}", f"b        {b['run_id']}"]
+    summary.append("outputs  identical" if diff.identical else "outputs  differ")
+    summary += [f"  - {line}" for line in details]
+    for name, changes in inputs.items():
+        for c in changes:
+            summary.append(f"{name:<8} {c['key']}: {c['a']!r} -> {c['b']!r}")
+    return {
+        "a": a["run_id"],
+        "b": b["run_id"],
+        "outputs": diff.to_dict(),
+        "reports": reports,
+        "details": details,
+        "inputs": inputs,
+        "summary": summary,
+    }
+
+
+def diff_refs(runs_dir: Path, run_a: str, run_b: str, *, say: Say) -> dict[str, Any]:
+    """`reprise diff`: find both runs and compare them (tensors through the engine, when one
+    answers; by hash alone otherwise)."""
+    from reprise.edges.runstore import find_run
+    from reprise.execution import open_backend
+
+    a, b = find_run(runs_dir, run_a), find_run(runs_dir, run_b)
+    backend: Backend | None = None
+    try:
+        backend = open_backend()
+    except RepriseError:
+        say("no engine: tensor files are compared by hash only")
+    return compare_runs(a, b, backend)

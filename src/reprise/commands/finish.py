@@ -1,0 +1,189 @@
+"""Finishing a run's record, once: status, times, the runtime's record, the manifest of what
+the job produced, FAILED, then run.json; and tidying up where it ran.
+
+Everything read back from the run directory here was written by the job: it is read as regular
+files only, bounded, never through a link (see ``edges.runfiles``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from reprise.commands.card import write_card
+from reprise.core import keys
+from reprise.core.errors import EngineError, RepriseError, StorageError
+from reprise.core.image import sha256
+from reprise.core.progress import Say, quiet
+from reprise.core.record import FINAL_STATES, load_json
+from reprise.edges.hashing import manifest_of_run
+from reprise.edges.runfiles import PlantedFileError, chown_tree, read_regular, read_tail
+from reprise.edges.runstore import atomic_write, file_lock, read_record, write_record
+from reprise.execution.backend import Backend, JobExit
+
+LOG_TAIL_LINES = 40
+RUNTIME_LIMIT = 4 << 20
+RUNTIME_RECORD = f"{keys.RUN_RUNTIME_DIR}/runtime.json"
+
+
+@contextlib.contextmanager
+def storage_errors(doing: str, hint: str) -> Iterator[None]:
+    """A full, over-quota or read-only disk becomes one clear StorageError."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise StorageError(
+                f"the disk refused a write while {doing}: {exc.strerror} ({exc.filename or '?'})",
+                hint=hint,
+            ) from exc
+        raise
+
+
+def run_lock(run_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """An exclusive lock beside the run directory (not in it: it is no output)."""
+    return file_lock(run_dir.parent / f".{run_dir.name}.lock")
+
+
+def runtime_record(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """What the runtime recorded inside the job (runtime/runtime.json), and a warning when it
+    could not be used."""
+    try:
+        found = read_regular(run_dir, RUNTIME_RECORD, RUNTIME_LIMIT)
+    except PlantedFileError as exc:
+        return None, f"{exc.strerror} made by the job: not read"
+    except OSError as exc:
+        return None, f"{RUNTIME_RECORD} could not be read: {exc.strerror or exc}"
+    if found is None:
+        return None, None
+    data, truncated = found
+    if truncated:
+        return None, f"{RUNTIME_RECORD} is over {RUNTIME_LIMIT} bytes: not read"
+    try:
+        value = load_json(data, limit=RUNTIME_LIMIT, what=RUNTIME_RECORD)
+    except ValueError as exc:
+        return None, str(exc)
+    if not isinstance(value, dict):
+        return None, f"{RUNTIME_RECORD} is not a JSON object: not used"
+    return value, None
+
+
+def failed_text(record: dict[str, Any], tail: str) -> str:
+    """FAILED: status, exit code, a reason line that is never empty, the log's last lines."""
+    reason = record.get("reason") or (
+        f"the job exited with code {record['exit_code']}"
+        if record.get("exit_code") is not None
+        else "no reason was given"
+    )
+    lines = "\n".join(tail.splitlines()[-LOG_TAIL_LINES:])
+    return (
+        f"status: {record['status']}\nexit code: {record.get('exit_code')}\nreason: {reason}\n\n"
+        f"--- last lines of {keys.RUN_LOG} ---\n{lines}\n"
+    )
+
+
+def _complete(
+    run_dir: Path,
+    record: dict[str, Any],
+    status: str,
+    exit_code: int | None,
+    warnings: Sequence[str],
+) -> None:
+    record["status"] = status
+    record["exit_code"] = exit_code
+    now = datetime.now(UTC)
+    record["finished_at"] = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    started = record.get("started_at") or record["created_at"]
+    record["duration_s"] = round(
+        (now - datetime.fromisoformat(started.replace("Z", "+00:00"))).total_seconds(), 3
+    )
+    notes = list(record.get("warnings") or []) + list(warnings)
+    record["runtime"], note = runtime_record(run_dir)
+    if note:
+        notes.append(note)
+    manifest = manifest_of_run(run_dir)
+    text = manifest.to_json()
+    atomic_write(run_dir / keys.RUN_MANIFEST, text)
+    record["manifest"] = {
+        "algorithm": manifest.algorithm,
+        "files": len(manifest.files),
+        "hash": sha256(text.encode()),
+        "complete": manifest.complete,
+    }
+    if not manifest.complete:
+        notes.append(f"the manifest is incomplete: {manifest.note}")
+    odd = [e for e in manifest.files if e.kind != "file"]
+    if odd:
+        shown = ", ".join(f"{e.path} ({e.kind})" for e in odd[:5])
+        notes.append(
+            f"the job made {len(odd)} entries that are not regular files, recorded as what they are and never followed: {shown}"
+            + (" ..." if len(odd) > 5 else "")
+        )
+    if notes:
+        record["warnings"] = list(dict.fromkeys(notes))
+    if status != "succeeded":
+        tail = read_tail(run_dir, keys.RUN_LOG, 64 << 10)
+        atomic_write(run_dir / keys.RUN_FAILED, failed_text(record, tail), durable=False)
+    write_record(run_dir, record)
+
+
+def finalize(
+    backend: Backend | None,
+    run_dir: Path,
+    *,
+    status: str,
+    exit_code: int | None,
+    reason: str | None,
+    card_template: Path | None = None,
+    say: Say = quiet,
+    warnings: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Finish the record once (a second caller finds it final and leaves it), then tidy up."""
+    with run_lock(run_dir):
+        record = read_record(run_dir)
+        if record["status"] in FINAL_STATES:
+            return record
+        job = (record.get("container") or {}).get("id")
+        if backend is not None and job:
+            with contextlib.suppress(EngineError):
+                backend.collect(str(job), run_dir)
+        if os.getuid() == 0:
+            for sub in keys.RUN_WRITABLE_DIRS:
+                with contextlib.suppress(FileNotFoundError):
+                    chown_tree(run_dir / sub, 0, 0)
+        record["reason"] = reason
+        with storage_errors(
+            f"finishing the record of run {record['run_id']}",
+            "free space in the runs directory, then run `reprise ls` (or `reprise wait "
+            f"{record['run_id']}`) to finish it; the previous run.json is intact",
+        ):
+            _complete(run_dir, record, status, exit_code, warnings)
+    if backend is not None and job:
+        with contextlib.suppress(EngineError):
+            backend.remove(str(job))
+    render_card_safely(run_dir, card_template, say)
+    return record
+
+
+def render_card_safely(run_dir: Path, template: Path | None, say: Say) -> None:
+    """A broken card template must not lose a finished run: warn, and go on."""
+    import jinja2
+
+    try:
+        write_card(run_dir, template_path=template)
+    except (OSError, jinja2.TemplateError, RepriseError) as exc:
+        say(f"warning: the model card could not be rendered: {exc}")
+
+
+def outcome(result: JobExit, memory_limit: str | None) -> tuple[str, int | None, str | None]:
+    """(status, exit code, reason) from how the job ended."""
+    if result.oom_killed:
+        limit = f" (memory limit {memory_limit})" if memory_limit else ""
+        return "failed", result.status_code, f"out of memory{limit}: the kernel killed the job"
+    status = "succeeded" if result.status_code == 0 else "failed"
+    return status, result.status_code, result.error

@@ -1,0 +1,77 @@
+"""`reprise gc`: remove a project's images that no run refers to."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from reprise.core import keys
+from reprise.core.errors import EngineError, RepriseError
+from reprise.core.progress import Say
+from reprise.edges.docker import Engine
+from reprise.edges.runindex import all_summaries
+from reprise.edges.runstore import read_record
+from reprise.execution.backend import Backend
+
+
+@dataclass(frozen=True)
+class Unreferenced:
+    id: str
+    tags: list[str]
+    size: int
+
+
+def unreferenced_images(engine: Engine, runs_dir: Path, project: str) -> list[Unreferenced]:
+    """Images labelled with ``project`` whose id no run under ``runs_dir`` records."""
+    referenced = {s.get("image_id") for s in all_summaries(runs_dir)}
+    found = [
+        Unreferenced(str(i["Id"]), sorted(i.get("RepoTags") or []), int(i.get("Size") or 0))
+        for i in engine.images_with_label(f"{keys.LABEL_PROJECT}={project}")
+        if i["Id"] not in referenced
+    ]
+    return sorted(found, key=lambda i: i.id)
+
+
+def stale_containers(backend: Backend) -> list[str]:
+    """Stopped jobs reprise started whose run is finished or gone (left behind when the
+    engine went away while a run was being finished)."""
+    stale = []
+    for container in backend.jobs():
+        state = backend.state(container)
+        if state is None or state.running:
+            continue
+        run_dir = Path(state.labels.get(keys.LABEL_RUN_DIR, ""))
+        try:
+            status = read_record(run_dir)["status"]
+        except RepriseError:
+            status = "gone"
+        if status != "running":  # a `running` record is reconcile's to finish, not gc's
+            stale.append(container)
+    return sorted(stale)
+
+
+def collect(runs_dir: Path, project: str, *, remove: bool, say: Say) -> dict[str, Any]:
+    from reprise.execution import open_backend
+
+    engine = Engine.from_env()
+    backend = open_backend()
+    containers = stale_containers(backend)
+    if remove:
+        for container in containers:
+            backend.remove(container)
+    removed: list[Unreferenced] = []
+    for image in unreferenced_images(engine, runs_dir, project):
+        if remove:
+            try:
+                engine.remove_image(image.id, force=False)
+            except EngineError as exc:  # in use by a container, say: report, go on
+                say(f"warning: kept {image.id}: {exc.message}")
+                continue
+        removed.append(image)
+    return {
+        "containers": containers,
+        "images": [asdict(i) for i in removed],
+        "bytes": sum(i.size for i in removed),
+        "removed": remove,
+    }

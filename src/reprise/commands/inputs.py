@@ -1,0 +1,212 @@
+"""What a run is made of, checked before anything is written: the config with its overrides,
+the seed, the code at its commit, the datasets, the threads; and the record it starts with."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reprise import __version__
+from reprise.commands.build import RunImage
+from reprise.core import keys, names
+from reprise.core.config import (
+    apply_overrides,
+    config_hash,
+    dump_config,
+    load_config_text,
+    parse_override,
+)
+from reprise.core.envvars import RunEnv
+from reprise.core.errors import ConfigError
+from reprise.core.resources import Resources
+from reprise.edges.datasets import Dataset, hash_datasets
+from reprise.edges.git import CodeState, code_state, require_clean
+from reprise.edges.project import Project
+from reprise.edges.runstore import check_runs_dir, utc_now
+
+MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """Everything a run is made of, validated, before anything is written."""
+
+    runs_dir: Path
+    project_name: str
+    experiment: str
+    command: tuple[str, ...]
+    config_text: str
+    config_source: str | None
+    overrides: tuple[str, ...]
+    seed: int
+    seed_source: str
+    threads: int
+    code: CodeState
+    gpus: str | None
+    env: RunEnv = field(default_factory=RunEnv)
+    resources: Resources = field(default_factory=Resources)
+    reproduces: str | None = None
+    data: Mapping[str, Dataset] = field(default_factory=dict)
+    card_template: Path | None = None
+
+
+def check_seed(value: object, source: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ConfigError(
+            f"{source} must be an integer from 0 to {MAX_SEED}, not {value!r}",
+            key="seed",
+            hint="NumPy and torch take 32-bit seeds: pick one in that range",
+        )
+    return value
+
+
+def resolve_seed(config: dict[str, Any], flag: int | None) -> tuple[int, str, dict[str, Any]]:
+    """The seed: --seed, else the config's ``seed``, else a fresh one. Keeps the config in step."""
+    if flag is not None:
+        check_seed(flag, "--seed")
+        if "seed" in config:
+            config = {**config, "seed": flag}
+        return flag, "flag", config
+    value = config.get("seed")
+    if value is not None:
+        return check_seed(value, "config key 'seed'"), "config", config
+    import secrets
+
+    return secrets.randbelow(2**31), "generated", config
+
+
+def prepare_run(
+    project: Project,
+    *,
+    overrides: Sequence[str],
+    seed: int | None,
+    command: Sequence[str] | None,
+    allow_dirty: bool,
+    gpus: str | None,
+    threads: int | None,
+    env: RunEnv | None = None,
+    resources: Resources | None = None,
+) -> RunInputs:
+    settings = project.settings
+    check_runs_dir(settings.runs_dir)
+    if settings.config is not None:
+        try:
+            text = settings.config.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(
+                f"config file {settings.config} does not exist",
+                hint="create it, or change [tool.reprise] config",
+            ) from None
+        config = load_config_text(text, source=str(settings.config))
+    else:
+        config = {}
+    parsed = [parse_override(o) for o in overrides]
+    config = apply_overrides(config, parsed)
+    seed_value, seed_source, config = resolve_seed(config, seed)
+    state = code_state(project.root, exclude=(settings.runs_dir,))
+    require_clean(state, allow_dirty=allow_dirty)
+    data = hash_datasets(settings.data)
+    n_threads = threads or settings.threads or os.cpu_count() or 1
+    return RunInputs(
+        runs_dir=settings.runs_dir,
+        project_name=settings.project_name,
+        experiment=settings.experiment,
+        command=tuple(command) if command else settings.command,
+        config_text=dump_config(config),
+        config_source=_relative(settings.config, project.root) if settings.config else None,
+        overrides=tuple(overrides),
+        seed=seed_value,
+        seed_source=seed_source,
+        threads=n_threads,
+        code=state,
+        gpus=gpus if gpus is not None else settings.gpus,
+        data=data,
+        card_template=settings.card_template,
+        env=env or RunEnv(),
+        resources=resources or Resources(),
+    )
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def code_dir(runs_dir: Path, code: CodeState) -> Path:
+    """Where the code at a commit (plus a patch) is kept for runs; every part validated."""
+    names.commit(code.commit, "code commit")
+    subdir = names.subdir(code.subdir)
+    key = code.commit + (f"-{subdir.replace('/', '_')}" if subdir else "")
+    suffix = f"-{code.patch_hash.split(':')[1][:16]}" if code.patch_hash else ""
+    return runs_dir / ".cache" / "code" / f"{key}{suffix}"
+
+
+def run_environment(inputs: RunInputs, run_id: str) -> dict[str, str]:
+    env = {
+        keys.ENV_SEED: str(inputs.seed),
+        keys.ENV_CONFIG: keys.CONTAINER_CONFIG,
+        keys.ENV_OUTPUTS: keys.CONTAINER_OUTPUTS,
+        keys.ENV_RUN_DIR: keys.CONTAINER_RUN,
+        keys.ENV_RUN_ID: run_id,
+        keys.ENV_THREADS: str(inputs.threads),
+        keys.ENV_RUNTIME_RECORD: keys.CONTAINER_RUNTIME_RECORD,
+    }
+    for name in keys.THREAD_ENV_VARS:
+        env[name] = str(inputs.threads)
+    return dict(sorted(env.items()))
+
+
+def initial_record(inputs: RunInputs, image: RunImage, run_id: str) -> dict[str, Any]:
+    code = inputs.code
+    return {
+        "schema": keys.RUN_SCHEMA_VERSION,
+        "reprise_version": __version__,
+        "run_id": run_id,
+        "experiment": inputs.experiment,
+        "project": inputs.project_name,
+        "status": "running",
+        "exit_code": None,
+        "reason": None,
+        "created_at": utc_now(),
+        "started_at": None,
+        "finished_at": None,
+        "duration_s": None,
+        "command": list(inputs.command),
+        "reproduces": inputs.reproduces,
+        "image": dict(image.record),
+        "code": {
+            "remote": code.remote,
+            "commit": code.commit,
+            "branch": code.branch,
+            "subdir": code.subdir,
+            "dirty": code.dirty,
+            "patch": keys.RUN_PATCH if code.dirty else None,
+            "patch_hash": code.patch_hash,
+        },
+        "config": {
+            "source": inputs.config_source,
+            "overrides": list(inputs.overrides),
+            "hash": config_hash(inputs.config_text),
+        },
+        "seed": inputs.seed,
+        "seed_source": inputs.seed_source,
+        "data": {name: d.to_record() for name, d in sorted(inputs.data.items())},
+        "threads": inputs.threads,
+        "gpus": inputs.gpus,
+        "environment": {
+            "image": dict(image.env),
+            "run": run_environment(inputs, run_id),
+            "user": inputs.env.recorded,
+            "secrets": inputs.env.secrets,
+        },
+        "resources": inputs.resources.to_record(),
+        "container": None,
+        "host": None,  # filled in while the container starts
+        "runtime": None,
+        "manifest": None,
+    }

@@ -1,0 +1,324 @@
+"""`reprise reproduce`: rerun a past run from its record and prove the outputs identical,
+or say exactly where they diverged.
+
+The record may come from a bundle: every value in it was validated when it was read, nothing
+in it becomes a host path unless the user names it (datasets), and the rerun goes through the
+execution seam like any run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from reprise.commands.build import RunImage
+from reprise.commands.finish import render_card_safely
+from reprise.commands.inputs import RunInputs, code_dir
+from reprise.commands.rerun_image import locate_image, rebuild_image, record_file, recorded_image
+from reprise.commands.run import execute
+from reprise.commands.verdict import Verdict, error_verdict, explain, load_manifest
+from reprise.core import keys
+from reprise.core.divergence import TargetDifference, target_differences
+from reprise.core.envvars import RunEnv
+from reprise.core.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_JOB_FAILED,
+    DataChangedError,
+    ProjectError,
+    RepriseError,
+    TargetMismatchError,
+    UsageError,
+)
+from reprise.core.image import sha256
+from reprise.core.manifest import compare_manifests
+from reprise.core.progress import Say
+from reprise.core.resources import Resources
+from reprise.core.settings import Settings
+from reprise.edges.datasets import Dataset, hash_datasets
+from reprise.edges.git import CodeState, export_code
+from reprise.edges.runstore import read_record, utc_now, write_record
+from reprise.execution.backend import Backend
+
+
+@dataclass(frozen=True)
+class ReproduceOptions:
+    """How to reproduce: where the code and the image may come from, what to accept."""
+
+    repo: Path | None = None
+    registry: str | None = None
+    rebuild: bool = False
+    strict: bool = False
+    data_paths: Mapping[str, Path] = field(default_factory=dict)
+    allow_data_change: bool = False
+    card_template: Path | None = None
+    # The user's own project settings: --rebuild takes its wheelhouse and CA bundle from
+    # here, never from the recorded project (whose paths would be host paths).
+    settings: Settings | None = None
+
+
+# --- the rerun -----------------------------------------------------------------------------
+def recorded_code(record: dict[str, Any], run_dir: Path, repo: Path | None) -> CodeState:
+    code = record["code"]
+    patch = b""
+    if code.get("dirty"):
+        patch_path = run_dir / keys.RUN_PATCH
+        patch = record_file(run_dir, keys.RUN_PATCH)
+        if sha256(patch) != code.get("patch_hash"):
+            raise ProjectError(f"{patch_path} does not match the hash recorded in run.json")
+    return CodeState(
+        root=repo or run_dir,
+        commit=code["commit"],
+        branch=code.get("branch"),
+        remote=code.get("remote"),
+        dirty=bool(code.get("dirty")),
+        patch=patch,
+        subdir=code.get("subdir") or "",
+    )
+
+
+def ensure_code(code: CodeState, runs_dir: Path, repo: Path | None) -> Path:
+    path = code_dir(runs_dir, code)
+    if path.is_dir():
+        return path
+    if repo is None:
+        raise ProjectError(
+            f"the code of commit {code.commit[:12]} is not cached and no git repository was given",
+            hint="run reproduce inside the project's repository (or pass --project), or use a bundle",
+        )
+    export_code(repo, code.commit, code.patch, path, subdir=code.subdir)
+    return path
+
+
+def rerun_inputs(record: dict[str, Any], run_dir: Path, code: CodeState) -> RunInputs:
+    config_raw = record_file(run_dir, keys.RUN_CONFIG)
+    config_text = config_raw.decode("utf-8", "replace")
+    if sha256(config_raw) != record["config"]["hash"]:
+        raise ProjectError(
+            f"{run_dir / keys.RUN_CONFIG} was changed after the run (its hash differs from run.json)",
+            hint="restore the frozen config; reprise will not rerun with a different one",
+        )
+    return RunInputs(
+        runs_dir=run_dir.parent.parent,
+        project_name=str(record.get("project") or record["experiment"]),
+        experiment=record["experiment"],
+        command=tuple(record["command"]),
+        config_text=config_text,
+        config_source=record["config"].get("source"),
+        overrides=tuple(record["config"].get("overrides") or ()),
+        seed=int(record["seed"]),
+        seed_source="reproduce",
+        threads=int(record["threads"]),
+        code=code,
+        gpus=record.get("gpus"),
+        reproduces=record["run_id"],
+        env=recorded_env(record, os.environ),
+        resources=Resources.from_record(record.get("resources")),
+    )
+
+
+def recorded_env(record: dict[str, Any], host: Mapping[str, str]) -> RunEnv:
+    """The run's own variables again; secret ones (never recorded) from this environment."""
+    environment = record.get("environment") or {}
+    values = dict(environment.get("user") or {})
+    secret = list(environment.get("secrets") or [])
+    missing = [n for n in secret if n not in host]
+    if missing:
+        raise UsageError(
+            f"the run was given secret {', '.join(missing)}, whose value is never recorded",
+            hint="set it in this environment to reproduce the run",
+        )
+    values.update({n: host[n] for n in secret})
+    return RunEnv(values=values, secret_names=frozenset(secret))
+
+
+# --- the whole thing -----------------------------------------------------------------------
+def _target(
+    backend: Backend, record: dict[str, Any], strict: bool, say: Say
+) -> tuple[dict[str, Any], list[TargetDifference]]:
+    """This machine (where the rerun executes) and how it differs from the original's."""
+    host = backend.describe_host()
+    target = target_differences(
+        record.get("host") or {}, record.get("runtime"), host, uses_gpu=bool(record.get("gpus"))
+    )
+    for d in target:
+        say(f"target: {d.describe()}")
+    if strict and any(d.voids for d in target):
+        raise TargetMismatchError([d.describe() for d in target if d.voids])
+    return host, target
+
+
+def _image(
+    backend: Backend,
+    record: dict[str, Any],
+    run_dir: Path,
+    code_path: Path,
+    options: ReproduceOptions,
+    say: Say,
+) -> RunImage:
+    if options.rebuild and not backend.has_image(record["image"]["id"]):
+        return rebuild_image(record, run_dir, code_path, options.settings, say)
+    image_id, source = locate_image(backend, record, options.registry, say)
+    return recorded_image(record, run_dir, image_id, source)
+
+
+def _judge(
+    backend: Backend,
+    verdict: Verdict,
+    record: dict[str, Any],
+    run_dir: Path,
+    rerun_dir: Path,
+    image_id: str,
+) -> None:
+    """Compare the rerun with the original and fill in the verdict."""
+    rerun = read_record(rerun_dir)
+    verdict.rerun_id, verdict.rerun_dir = rerun["run_id"], str(rerun_dir)
+    verdict.rerun_status, verdict.duration_s = rerun["status"], rerun.get("duration_s")
+    original, again = load_manifest(run_dir), load_manifest(rerun_dir)
+    diff = compare_manifests(original, again)
+    verdict.files = diff
+    if diff.identical and rerun["status"] == record["status"]:
+        verdict.verdict, verdict.exit_code = "identical", 0
+    else:
+        verdict.verdict, verdict.exit_code = "diverged", EXIT_JOB_FAILED
+        kinds = ({e.path: e.kind for e in original.files}, {e.path: e.kind for e in again.files})
+        verdict.reports, verdict.details = explain(
+            backend, image_id, run_dir, rerun_dir, diff, kinds
+        )
+        if rerun["status"] != record["status"]:
+            verdict.details.insert(
+                0, f"status: {record['status']} originally, {rerun['status']} in the rerun"
+            )
+    if verdict.data_changed:
+        verdict.details.insert(
+            0, "data changed (--allow-data-change): " + ", ".join(verdict.data_changed)
+        )
+
+
+def reproduce(
+    backend: Backend,
+    run_dir: Path,
+    options: ReproduceOptions,
+    *,
+    say: Say,
+    console: IO[bytes] | None = None,
+) -> Verdict:
+    record = read_record(run_dir)
+    load_manifest(run_dir)  # the original must have finished, with a valid manifest
+    code = recorded_code(record, run_dir, options.repo)
+    verdict = Verdict(
+        run_id=record["run_id"], run_dir=str(run_dir), verdict="error", exit_code=EXIT_BAD_INPUT
+    )
+    current_host, verdict.target = _target(backend, record, options.strict, say)
+    data, verdict.data_changed = check_data(
+        record, options.data_paths, options.allow_data_change, say
+    )
+    code_path = ensure_code(code, run_dir.parent.parent, options.repo)
+    inputs = dataclasses.replace(
+        rerun_inputs(record, run_dir, code), data=data, card_template=options.card_template
+    )
+    image = _image(backend, record, run_dir, code_path, options, say)
+    verdict.image = {
+        "id": image.id,
+        "source": image.record["source"],
+        "recorded_id": record["image"]["id"],
+    }
+    say(f"image {image.id[:19]} ({image.record['source']})")
+    rerun_dir = execute(backend, inputs, image, say=say, console=console)
+    _judge(backend, verdict, record, run_dir, rerun_dir, image.id)
+    _record_verdict(run_dir, rerun_dir, verdict, current_host)
+    for path in (run_dir, rerun_dir):
+        render_card_safely(path, options.card_template, say)
+    return verdict
+
+
+def check_data(
+    record: dict[str, Any], paths: Mapping[str, Path], allow_change: bool, say: Say
+) -> tuple[dict[str, Dataset], list[str]]:
+    """Hash the datasets the run used, at the paths the user names (the project's settings or
+    --data): a path recorded in run.json is never used as a host path by itself."""
+    recorded: dict[str, Any] = record.get("data") or {}
+    unnamed = sorted(set(recorded) - set(paths))
+    if unnamed:
+        shown = ", ".join(f"{n} (recorded at {recorded[n].get('path')!r})" for n in unnamed)
+        raise UsageError(
+            f"the run read dataset(s) {shown}, and no path here is named for them",
+            hint="name each: --data NAME=PATH (or reproduce inside the project, whose settings name them); "
+            "reprise never reads a host path just because a record names it",
+        )
+    current = hash_datasets({name: paths[name] for name in recorded})
+    changes = [
+        f"{name}: {recorded[name]['hash']} -> {current[name].hash}"
+        for name in sorted(recorded)
+        if current[name].hash != recorded[name]["hash"]
+    ]
+    if changes and not allow_change:
+        raise DataChangedError(changes)
+    for change in changes:
+        say(f"warning: data changed, running anyway: {change}")
+    return current, [c.split(":", 1)[0] for c in changes]
+
+
+def _record_verdict(run_dir: Path, rerun_dir: Path, verdict: Verdict, host: dict[str, Any]) -> None:
+    gpus = (host.get("gpu") or {}).get("gpus") or []
+    entry = {
+        "run_id": verdict.rerun_id,
+        "verdict": verdict.verdict,
+        "data_changed": verdict.data_changed,
+        "at": utc_now(),
+        "hostname": host.get("hostname"),
+        "gpu": gpus[0]["name"] if gpus else None,
+        "driver": gpus[0]["driver"] if gpus else None,
+        "cpu": host.get("cpu"),
+        "image_source": verdict.image.get("source"),
+    }
+    rerun = read_record(rerun_dir)
+    rerun["reproduction"] = verdict.to_dict()
+    write_record(rerun_dir, rerun)
+    original = read_record(run_dir)
+    original.setdefault("reproductions", []).append(entry)
+    write_record(run_dir, original)
+
+
+def reproduce_refs(
+    refs: Sequence[str],
+    *,
+    runs_dir: Path,
+    options: ReproduceOptions,
+    say: Say,
+    keep_going: bool,
+    report: Callable[[Verdict], None] | None = None,
+) -> list[Verdict]:
+    """Reproduce each of ``refs`` (a run id, prefix, run directory or bundle file), handing each
+    verdict to ``report`` as it comes. With ``keep_going``, an error becomes that run's
+    `error` verdict and the next one goes on."""
+    from reprise.edges.runstore import find_run
+    from reprise.execution import open_backend
+
+    backend = open_backend()
+    verdicts: list[Verdict] = []
+    for ref in refs:
+        run_dir: Path | None = None
+        try:
+            if Path(ref).is_file():
+                from reprise.commands.bundle.importer import import_bundle
+                from reprise.edges.docker import Engine
+
+                say(f"importing bundle {ref}")
+                run_dir = import_bundle(Engine.from_env(), Path(ref), runs_dir, say).run_dir
+            else:
+                run_dir = find_run(runs_dir, ref)
+            say(f"reproducing {run_dir.name}")
+            verdict = reproduce(backend, run_dir, options, say=say)
+        except RepriseError as exc:
+            if not keep_going:
+                raise
+            say(exc.render())
+            verdict = error_verdict(ref, run_dir, exc)
+        verdicts.append(verdict)
+        if report is not None:
+            report(verdict)
+    return verdicts

@@ -1,0 +1,117 @@
+"""The image a rerun uses: the recorded one (where jobs run, else pulled by digest and proven by
+its id), or, with --rebuild, a new one built from the recorded uv.lock and Dockerfile inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from reprise.commands.build import RunImage, build, run_image
+from reprise.core import keys, names
+from reprise.core.errors import ImageUnavailableError, ProjectError
+from reprise.core.progress import Say
+from reprise.core.settings import Settings
+from reprise.edges.project import load_project
+from reprise.edges.runfiles import read_regular
+from reprise.execution.backend import Backend
+
+RECORD_FILE_LIMIT = 64 << 20
+
+
+def record_file(run_dir: Path, name: str) -> bytes:
+    """One of reprise's own files in a run directory, read as a regular file, bounded."""
+    try:
+        found = read_regular(run_dir, name, RECORD_FILE_LIMIT)
+    except OSError as exc:
+        raise ProjectError(f"{run_dir / name} cannot be read: {exc.strerror or exc}") from exc
+    if found is None or found[1]:
+        raise ProjectError(
+            f"{run_dir / name} is " + ("missing" if found is None else "too large"),
+            path=str(run_dir / name),
+        )
+    return found[0]
+
+
+def candidate_refs(image: dict[str, Any], registry: str | None) -> list[str]:
+    """Where the recorded image may be pulled from, by digest where a digest is known."""
+    refs: list[str] = []
+    if image.get("repo_digest"):
+        refs.append(str(image["repo_digest"]))
+    if registry:
+        registry = names.registry(registry, "--registry").rstrip("/")
+        repo, tag, _ = names.parse_image_ref(str(image["tag"]))
+        digest = str(image["repo_digest"]).rsplit("@", 1)[1] if image.get("repo_digest") else None
+        refs.append(f"{registry}/{repo}@{digest}" if digest else f"{registry}/{repo}:{tag}")
+    return list(dict.fromkeys(refs))
+
+
+def locate_image(
+    backend: Backend, record: dict[str, Any], registry: str | None, say: Say
+) -> tuple[str, str]:
+    """(image id, how it was had): the image with the recorded id where jobs run, else a pull."""
+    image = record["image"]
+    wanted = str(image["id"])
+    if backend.has_image(wanted):
+        return wanted, "local"
+    tried: list[str] = []
+    for ref in candidate_refs(image, registry):
+        say(f"pulling {ref}")
+        try:
+            got = backend.pull_image(ref, say)
+        except ImageUnavailableError as exc:
+            tried.append(f"{ref} ({exc.message})")
+            continue
+        if got != wanted:
+            raise ImageUnavailableError(
+                f"{ref} is image {got}, not the recorded {wanted}",
+                hint="the registry holds a different image under that name; pull by digest or use a bundle",
+            )
+        return wanted, f"pulled {ref}"
+    where = "; tried " + ", ".join(tried) if tried else ""
+    raise ImageUnavailableError(
+        f"the run's image {wanted} is not in this engine and could not be pulled{where}",
+        hint=(
+            "pass --registry HOST[/NAMESPACE] where it was pushed (reprise push), import the run's "
+            "bundle (reprise bundle import), or --rebuild to build it anew from the recorded "
+            "Dockerfile and uv.lock (a new artifact: not the original environment)"
+        ),
+    )
+
+
+def rebuild_image(
+    record: dict[str, Any], run_dir: Path, code_path: Path, own: Settings | None, say: Say
+) -> RunImage:
+    from reprise.edges.docker import Engine
+
+    say("--rebuild: building the environment anew from the recorded uv.lock and Dockerfile inputs;")
+    say(
+        "the result is a new artifact, not the original image: the verdict tests code, config and seed"
+    )
+    project = load_project(code_path)
+    base = record["image"].get("base_ref") or project.settings.base_image
+    settings = dataclasses.replace(
+        project.settings,
+        base_image=base,
+        wheelhouse=own.wheelhouse if own else None,
+        ca_bundle=own.ca_bundle if own else None,
+    )
+    project = dataclasses.replace(project, settings=settings)
+    lock = record_file(run_dir, keys.RUN_LOCK)
+    result = build(project, Engine.from_env(), say, lock=lock)
+    image = run_image(result)
+    image.record["source"] = "rebuilt"
+    image.record["rebuilt_from"] = record["image"]["id"]
+    return image
+
+
+def recorded_image(record: dict[str, Any], run_dir: Path, image_id: str, source: str) -> RunImage:
+    image_record = dict(record["image"])
+    image_record["source"] = source
+    return RunImage(
+        id=image_id,
+        record=image_record,
+        dockerfile=record_file(run_dir, keys.RUN_DOCKERFILE),
+        lock=record_file(run_dir, keys.RUN_LOCK),
+        env=dict(record["environment"]["image"]),
+    )

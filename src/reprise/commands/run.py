@@ -1,0 +1,271 @@
+"""`reprise run`: make the run directory, start the job where runs execute, follow it, and
+finish the record (status, exit code, manifest) whatever happens, Ctrl-C included."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from reprise.commands.build import RunImage
+from reprise.commands.finish import finalize, run_lock, storage_errors
+from reprise.commands.inputs import RunInputs, code_dir, initial_record, prepare_run
+from reprise.commands.lifecycle import follow, interrupted
+from reprise.core import keys, names
+from reprise.core.envvars import RunEnv
+from reprise.core.errors import RepriseError, SettingsError, UsageError
+from reprise.core.progress import Say
+from reprise.core.record import FINAL_STATES
+from reprise.core.resources import Resources
+from reprise.core.settings import parse_gpus
+from reprise.core.templating import warm_up
+from reprise.edges.git import export_code
+from reprise.edges.project import Project
+from reprise.edges.runstore import create_run_dir, read_record, utc_now, write_record
+from reprise.execution.backend import Backend, DataInput, JobSpec
+
+
+def _container_user() -> tuple[str, int, int]:
+    uid = os.getuid()
+    if uid == 0:
+        return f"{keys.CONTAINER_UID}:{keys.CONTAINER_GID}", keys.CONTAINER_UID, keys.CONTAINER_GID
+    return f"{uid}:{os.getgid()}", uid, os.getgid()
+
+
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[list[bool]]:
+    """Hold Ctrl-C while a job is being created and recorded: it takes effect right after
+    (the caller stops the job and records `interrupted`), never halfway through."""
+    pending: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pending
+        return
+
+    def hold(signum: int, frame: object) -> None:
+        pending.append(True)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield pending
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def execute(
+    backend: Backend,
+    inputs: RunInputs,
+    image: RunImage,
+    *,
+    say: Say,
+    console: IO[bytes] | None = None,
+    detach: bool = False,
+) -> Path:
+    """Start the job, then (unless ``detach``) follow it to the end and finish its record.
+
+    Ctrl-C at any moment after the run directory exists stops the job and records
+    `interrupted`. Returns the run directory; its run.json holds the status.
+    """
+    if inputs.card_template is None:
+        warm_up("model_card.md.j2")  # compiled while the container starts
+    started: list[Path] = []
+    try:
+        with deferred_interrupt() as pending:
+            run_dir, attached = start(
+                backend, inputs, image, say=say, attach=not detach, started=started
+            )
+        if pending:
+            raise KeyboardInterrupt
+        if detach:
+            return run_dir
+        follow(
+            backend,
+            run_dir,
+            say=say,
+            console=console,
+            on_interrupt="stop",
+            secrets=inputs.env.secret_values(),
+            card_template=inputs.card_template,
+            attached=attached,
+        )
+    except KeyboardInterrupt:
+        if started and read_record(started[0])["status"] not in FINAL_STATES:
+            with deferred_interrupt():
+                job = (read_record(started[0]).get("container") or {}).get("id")
+                interrupted(backend, started[0], job, inputs.card_template, say)
+        raise
+    return run_dir
+
+
+def prepare_writable(run_dir: Path, uid: int, gid: int) -> None:
+    """Give the job its writable folders, and make logs/run.log reprise's own: as root, the
+    folders go to the job's user, and logs/ is root's with the sticky bit, so that the job can
+    add files there but never remove or replace the console log."""
+    log = run_dir / keys.RUN_LOG
+    log.touch(mode=0o644)
+    if os.getuid() != 0:
+        return
+    for sub in keys.RUN_WRITABLE_DIRS:
+        os.chown(run_dir / sub, uid, gid)
+    logs = log.parent
+    os.chown(logs, 0, 0)
+    logs.chmod(0o1777)
+
+
+def job_spec(
+    inputs: RunInputs,
+    image: RunImage,
+    run_dir: Path,
+    code_path: Path,
+    record: dict[str, Any],
+    user: str,
+) -> JobSpec:
+    return JobSpec(
+        image=image.id,
+        command=tuple(inputs.command),
+        environment={**inputs.env.values, **record["environment"]["run"]},
+        run_dir=run_dir,
+        writable=keys.RUN_WRITABLE_DIRS,
+        config=run_dir / keys.RUN_CONFIG,
+        code=code_path,
+        user=user,
+        labels={keys.LABEL_RUN_ID: record["run_id"], keys.LABEL_RUN_DIR: str(run_dir.resolve())},
+        data=tuple(
+            DataInput(d.name, d.path, d.path.is_file()) for _, d in sorted(inputs.data.items())
+        ),
+        gpus=inputs.gpus,
+        resources=inputs.resources,
+    )
+
+
+def _make_run_dir(
+    inputs: RunInputs, image: RunImage, record: dict[str, Any], uid: int, gid: int
+) -> Path:
+    """The run directory with its first records, all at once; the job's folders given to it."""
+    files: dict[str, bytes] = {
+        keys.RUN_CONFIG: inputs.config_text.encode(),
+        keys.RUN_DOCKERFILE: image.dockerfile,
+        keys.RUN_LOCK: image.lock,
+    }
+    if inputs.code.dirty:
+        files[keys.RUN_PATCH] = inputs.code.patch
+    with storage_errors("creating the run directory", "free space in the runs directory"):
+        run_dir = create_run_dir(inputs.runs_dir, inputs.experiment, record["run_id"], files)
+        prepare_writable(run_dir, uid, gid)
+        write_record(run_dir, record, durable=False)
+    return run_dir
+
+
+def _set_host(run_dir: Path, host: dict[str, Any]) -> None:
+    with run_lock(run_dir):  # a concurrent reconcile may be finishing it already
+        current = read_record(run_dir)
+        if current["status"] == "running":
+            current["host"] = host
+            write_record(run_dir, current, durable=False)
+
+
+def start(
+    backend: Backend,
+    inputs: RunInputs,
+    image: RunImage,
+    *,
+    say: Say,
+    attach: bool = True,
+    started: list[Path] | None = None,
+) -> tuple[Path, Iterator[bytes] | None]:
+    """Make the run directory, create and start the job, and record its id at once.
+
+    With ``attach``, the job's output stream is opened before it starts (returned). The run
+    directory is appended to ``started`` as soon as it exists.
+    """
+    run_id = names.new_run_id()
+    code_path = code_dir(inputs.runs_dir, inputs.code)
+    user, uid, gid = _container_user()
+    record = initial_record(inputs, image, run_id)
+    planned = inputs.runs_dir / inputs.experiment / run_id
+    backend.check(
+        job_spec(inputs, image, planned, code_path, record, user)
+    )  # before anything exists
+    code = inputs.code
+    export_code(code.root, code.commit, code.patch, code_path, subdir=code.subdir)
+    # nvidia-smi can take a while: the host is described while the job starts.
+    host: dict[str, Any] = {}
+    describing = threading.Thread(
+        target=lambda: host.update(backend.describe_host()), name="reprise-host", daemon=True
+    )
+    describing.start()
+    run_dir = _make_run_dir(inputs, image, record, uid, gid)
+    if started is not None:
+        started.append(run_dir)
+    say(f"run {run_id} in {run_dir}")
+    try:
+        job = backend.create(job_spec(inputs, image, run_dir, code_path, record, user))
+        record["container"] = {
+            "id": job,
+            "user": user,
+            "gpus": inputs.gpus,
+            **inputs.resources.to_record(),
+            "security": backend.security,
+        }
+        record["started_at"] = utc_now()
+        write_record(run_dir, record, durable=False)
+        attached = backend.attach(job) if attach else None
+        backend.start(job)
+    except RepriseError as exc:
+        describing.join()
+        _set_host(run_dir, host)
+        finalize(backend, run_dir, status="failed", exit_code=None, reason=exc.message)
+        raise
+    describing.join()
+    _set_host(run_dir, host)
+    return run_dir, attached
+
+
+def validate_gpus_flag(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return parse_gpus(value, key="--gpus")
+    except SettingsError as exc:
+        raise UsageError(exc.message) from exc
+
+
+def launch(
+    project: Project,
+    *,
+    overrides: Sequence[str],
+    seed: int | None,
+    command: Sequence[str] | None,
+    allow_dirty: bool,
+    gpus: str | None,
+    threads: int | None,
+    env: RunEnv,
+    resources: Resources,
+    detach: bool,
+    say: Say,
+) -> Path:
+    """`reprise run`: check every input, build (or reuse) the image, run the job where runs
+    execute, and (unless ``detach``) follow it to the end. Returns the run directory."""
+    from reprise.commands.build import build, run_image
+    from reprise.edges.docker import Engine
+    from reprise.edges.project import read_lock
+    from reprise.execution import open_backend
+
+    lock = read_lock(project)
+    inputs = prepare_run(
+        project,
+        overrides=overrides,
+        seed=seed,
+        command=command,
+        allow_dirty=allow_dirty,
+        gpus=gpus,
+        threads=threads,
+        env=env,
+        resources=resources,
+    )
+    engine = Engine.from_env()
+    image = run_image(build(project, engine, say, lock=lock))
+    return execute(open_backend(engine=engine), inputs, image, say=say, detach=detach)

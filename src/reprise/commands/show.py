@@ -1,0 +1,92 @@
+"""`reprise show`: a run record, summarized for a person."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from reprise.commands.card import metrics_text
+from reprise.core import keys
+from reprise.core.card import reproduction_line
+from reprise.core.metrics import parse_records, summarize
+from reprise.core.progress import Say
+
+
+def describe_run(record: dict[str, Any], run_dir: Path) -> list[str]:
+    image = record.get("image") or {}
+    code = record.get("code") or {}
+    lines = [
+        f"run        {record['run_id']} ({record['experiment']})",
+        f"dir        {run_dir}",
+    ]
+    status = str(record["status"])
+    if record.get("exit_code") is not None:
+        status += f" (exit code {record['exit_code']})"
+    if record.get("reason"):
+        status += f": {record['reason']}"
+    lines.append(f"status     {status}")
+    lines.append(
+        f"times      created {record.get('created_at')}, finished {record.get('finished_at') or '-'}"
+        + (f", {record['duration_s']} s" if record.get("duration_s") is not None else "")
+    )
+    lines.append(f"command    {shlex.join(record.get('command') or [])}")
+    lines.append(f"image      {image.get('tag')} ({image.get('id')})")
+    if image.get("repo_digest"):
+        lines.append(f"pushed     {image['repo_digest']}")
+    lines.append(f"base       {image.get('base_image')}")
+    commit = f"{code.get('commit')}" + (f" ({code['branch']})" if code.get("branch") else "")
+    if code.get("dirty"):
+        commit += f", dirty: patch {code.get('patch_hash')}"
+    lines.append(f"commit     {commit}")
+    lines.append(
+        f"seed       {record.get('seed')} ({record.get('seed_source')}), threads {record.get('threads')}"
+    )
+    overrides = " ".join(record["config"].get("overrides") or [])
+    lines.append(f"config     {record['config']['hash']}" + (f"  {overrides}" if overrides else ""))
+    for name, info in sorted((record.get("data") or {}).items()):
+        lines.append(f"data       {name}: {info['hash']} ({info['files']} files)")
+    if record.get("reproduces"):
+        lines.append(f"reproduces {record['reproduces']}")
+    for m in summarize(parse_records(metrics_text(run_dir))):
+        lines.append(f"metric     {m.name}: final {m.final:.6g}, best {m.best:.6g} ({m.goal})")
+    for r in record.get("reproductions") or []:
+        lines.append(f"verdict    {reproduction_line(r)}")
+    if (run_dir / keys.RUN_CARD).is_file():
+        lines.append(f"card       {run_dir / keys.RUN_CARD}")
+    return lines
+
+
+def list_runs(
+    runs_dir: Path,
+    *,
+    experiment: str | None,
+    status: str | None,
+    limit: int | None,
+    say: Say,
+) -> list[dict[str, Any]]:
+    """`reprise ls`: every run's summary, newest first, after reconciling those still
+    recorded as `running` with where they run."""
+    from reprise.commands.lifecycle import reconcile_all
+    from reprise.edges.runindex import all_summaries, filter_runs
+    from reprise.execution import open_backend
+
+    summaries = all_summaries(runs_dir, warn=say)
+    running = [Path(s["path"]) for s in summaries if s["status"] == "running"]
+    if running:
+        reconcile_all(open_backend, running, say)
+        summaries = all_summaries(runs_dir)
+    return filter_runs(summaries, experiment=experiment, status=status, limit=limit)
+
+
+def show_record(run_dir: Path, *, say: Say) -> dict[str, Any]:
+    """`reprise show`: the run's record, reconciled first when it is still `running`."""
+    from reprise.commands.lifecycle import reconcile_all
+    from reprise.edges.runstore import read_record
+    from reprise.execution import open_backend
+
+    record = read_record(run_dir)
+    if record["status"] == "running":
+        reconcile_all(open_backend, [run_dir], say)
+        record = read_record(run_dir)
+    return record

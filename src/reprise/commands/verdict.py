@@ -1,0 +1,180 @@
+"""Comparing two runs' outputs: the verdict object, the manifests, and the reports on each
+differing file (metrics lines, tensors). Shared by `reprise reproduce` and `reprise diff`.
+
+The files compared were written by jobs: they are opened as regular files only, and read
+within bounds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reprise.core import keys
+from reprise.core.divergence import (
+    JSONL_SUFFIXES,
+    TENSOR_SUFFIXES,
+    TargetDifference,
+    describe_jsonl,
+    describe_tensors,
+    diff_jsonl,
+)
+from reprise.core.errors import ProjectError, RecordError, RepriseError
+from reprise.core.manifest import MAX_BYTES, Manifest, ManifestDiff
+from reprise.edges.runfiles import open_regular, read_regular
+from reprise.execution.backend import Backend
+
+JSONL_LIMIT = 64 << 20  # per file: larger metrics files are compared by hash alone
+
+
+@dataclass
+class Verdict:
+    run_id: str
+    run_dir: str
+    verdict: str  # identical | diverged | error
+    exit_code: int
+    rerun_id: str | None = None
+    rerun_dir: str | None = None
+    rerun_status: str | None = None
+    image: dict[str, Any] = field(default_factory=dict)
+    target: list[TargetDifference] = field(default_factory=list)
+    files: ManifestDiff | None = None
+    reports: dict[str, Any] = field(default_factory=dict)
+    details: list[str] = field(default_factory=list)
+    error: str | None = None
+    hint: str | None = None
+    duration_s: float | None = None
+    data_changed: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "run_dir": self.run_dir,
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "rerun_id": self.rerun_id,
+            "rerun_dir": self.rerun_dir,
+            "rerun_status": self.rerun_status,
+            "image": self.image,
+            "target": {
+                "differences": [d.to_dict() for d in self.target],
+                "guaranteed": not any(d.voids for d in self.target),
+            },
+            "files": self.files.to_dict() if self.files else None,
+            "reports": self.reports,
+            "details": self.details,
+            "data_changed": self.data_changed,
+            "error": self.error,
+            "hint": self.hint,
+            "duration_s": self.duration_s,
+        }
+
+
+def error_verdict(run_ref: str, run_dir: Path | None, exc: RepriseError) -> Verdict:
+    return Verdict(
+        run_id=run_dir.name if run_dir else run_ref,
+        run_dir=str(run_dir) if run_dir else "",
+        verdict="error",
+        exit_code=exc.exit_code,
+        error=exc.message,
+        hint=exc.hint,
+    )
+
+
+def load_manifest(run_dir: Path) -> Manifest:
+    """A run's manifest.json, bounded and validated (every path inside the run)."""
+    path = run_dir / keys.RUN_MANIFEST
+    try:
+        found = read_regular(run_dir, keys.RUN_MANIFEST, MAX_BYTES)
+    except OSError as exc:
+        raise RecordError(f"{path} cannot be read: {exc.strerror or exc}", path=str(path)) from exc
+    if found is None:
+        raise ProjectError(f"{path} is missing: the run never finished", path=str(path))
+    if found[1]:
+        raise RecordError(f"{path} is over {MAX_BYTES} bytes", path=str(path))
+    try:
+        return Manifest.from_json(found[0])
+    except ValueError as exc:
+        raise RecordError(f"{path} is not a valid manifest: {exc}", path=str(path)) from exc
+
+
+def _regular(root: Path, rel: str) -> bool:
+    try:
+        os.close(open_regular(root, rel))
+    except OSError:
+        return False
+    return True
+
+
+def _text(root: Path, rel: str) -> str | None:
+    try:
+        found = read_regular(root, rel, JSONL_LIMIT)
+    except OSError:
+        return None
+    if found is None or found[1]:
+        return None
+    return found[0].decode("utf-8", "replace")
+
+
+def explain(
+    backend: Backend | None,
+    image_id: str | None,
+    a_dir: Path,
+    b_dir: Path,
+    diff: ManifestDiff,
+    kinds: tuple[dict[str, str], dict[str, str]] = ({}, {}),
+) -> tuple[dict[str, Any], list[str]]:
+    """Reports on each changed file: metrics lines, tensors; plus missing and extra files."""
+    reports: dict[str, Any] = {}
+    lines: list[str] = list(
+        f"manifest incomplete ({note}): nothing can be proven identical" for note in diff.incomplete
+    )
+    for path in diff.changed:
+        ka, kb = kinds[0].get(path, "file"), kinds[1].get(path, "file")
+        if ka != kb or ka != "file":
+            lines.append(
+                f"{path}: {ka} originally, {kb} in the rerun"
+                if ka != kb
+                else f"{path}: {ka} differs"
+            )
+            continue
+        if not (_regular(a_dir, path) and _regular(b_dir, path)):
+            lines.append(f"{path}: content differs (the original file is not here to compare)")
+            continue
+        if path.endswith(JSONL_SUFFIXES):
+            ta, tb = _text(a_dir, path), _text(b_dir, path)
+            report = diff_jsonl(ta, tb) if ta is not None and tb is not None else None
+            if report is not None:
+                reports[path] = {"kind": "jsonl", **report}
+                lines.append(describe_jsonl(path, report))
+                continue
+        if path.endswith(TENSOR_SUFFIXES) and backend is not None and image_id is not None:
+            report = compare_tensors(backend, image_id, a_dir / path, b_dir / path)
+            reports[path] = {"kind": "tensors", **report}
+            lines.extend(describe_tensors(path, report))
+            continue
+        size_a = (a_dir / path).stat().st_size
+        size_b = (b_dir / path).stat().st_size
+        lines.append(f"{path}: content differs ({size_a} -> {size_b} bytes)")
+    lines += [f"{p}: missing from the rerun" for p in diff.missing]
+    lines += [f"{p}: only in the rerun" for p in diff.extra]
+    return reports, lines
+
+
+def compare_tensors(backend: Backend, image_id: str, a: Path, b: Path) -> dict[str, Any]:
+    """Load both files with the image's own torch/NumPy and compare tensor by tensor."""
+    out = backend.run_tool(
+        image_id,
+        ["python", "-m", "reprise_runtime.compare", f"/in/a/{a.name}", f"/in/b/{b.name}"],
+        {f"a/{a.name}": a, f"b/{b.name}": b},
+    )
+    try:
+        result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError, RecursionError):
+        return {"loadable": False, "error": f"no report from the comparison: {out[-200:]!r}"}
+    if not isinstance(result, dict):
+        return {"loadable": False, "error": "the comparison's report is not an object"}
+    return result

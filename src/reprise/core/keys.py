@@ -1,0 +1,83 @@
+"""Names that leave reprise: image labels, container env variables, record file names.
+
+One place, so that the writer and every reader agree.
+"""
+
+from __future__ import annotations
+
+# Image labels.
+LABEL_PREFIX = "org.reprise"
+LABEL_VERSION = f"{LABEL_PREFIX}.version"
+LABEL_SPEC_HASH = f"{LABEL_PREFIX}.spec-hash"
+LABEL_BASE_IMAGE = f"{LABEL_PREFIX}.base-image"
+LABEL_BASE_DIGEST = f"{LABEL_PREFIX}.base-digest"
+LABEL_LOCK_HASH = f"{LABEL_PREFIX}.lock-hash"
+LABEL_DEPS_HASH = f"{LABEL_PREFIX}.dependencies-hash"
+LABEL_DOCKERFILE_HASH = f"{LABEL_PREFIX}.dockerfile-hash"
+LABEL_RUNTIME_HASH = f"{LABEL_PREFIX}.runtime-hash"
+LABEL_PROJECT = f"{LABEL_PREFIX}.project"
+# Containers started by reprise carry these, so that stray ones can be found.
+LABEL_RUN_ID = f"{LABEL_PREFIX}.run-id"
+LABEL_RUN_DIR = f"{LABEL_PREFIX}.run-dir"
+
+# Local image repository: <IMAGE_REPO_PREFIX>/<project>:<spec hash>
+IMAGE_REPO_PREFIX = "reprise"
+
+# Paths inside the container.
+CONTAINER_CODE = "/workspace/code"
+CONTAINER_RUN = "/workspace/run"
+CONTAINER_OUTPUTS = f"{CONTAINER_RUN}/outputs"
+CONTAINER_CONFIG = f"{CONTAINER_RUN}/config.yaml"
+CONTAINER_RUNTIME_RECORD = f"{CONTAINER_RUN}/runtime/runtime.json"
+CONTAINER_DATA = "/workspace/data"
+CONTAINER_VENV = "/opt/venv"
+CONTAINER_RUNTIME_LIB = "/opt/reprise/lib"
+CONTAINER_UID = 1000
+CONTAINER_GID = 1000
+
+# Environment variables the container sees.
+ENV_SEED = "REPRISE_SEED"
+ENV_CONFIG = "REPRISE_CONFIG"
+ENV_OUTPUTS = "REPRISE_OUTPUTS"
+ENV_RUN_DIR = "REPRISE_RUN_DIR"
+ENV_RUN_ID = "REPRISE_RUN_ID"
+ENV_THREADS = "REPRISE_NUM_THREADS"
+ENV_RUNTIME_RECORD = "REPRISE_RUNTIME_RECORD"
+THREAD_ENV_VARS = (
+    "MKL_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+# Files of a run directory.
+RUN_JSON = "run.json"
+RUN_CONFIG = "config.yaml"
+RUN_DOCKERFILE = "Dockerfile"
+RUN_LOCK = "uv.lock"
+RUN_PATCH = "code.patch"
+RUN_MANIFEST = "manifest.json"
+RUN_FAILED = "FAILED"
+RUN_LOG = "logs/run.log"
+RUN_METRICS = "logs/metrics.jsonl"
+RUN_RUNTIME_DIR = "runtime"
+RUN_CARD = "model_card.md"
+RUN_PLOT = "training_curves.png"
+RUN_WRITABLE_DIRS = ("outputs", "checkpoints", "logs", RUN_RUNTIME_DIR)
+# Files reprise writes itself; everything else under a run directory was produced by the job.
+RUN_RECORD_FILES = frozenset(
+    {
+        RUN_JSON,
+        RUN_CONFIG,
+        RUN_DOCKERFILE,
+        RUN_LOCK,
+        RUN_PATCH,
+        RUN_MANIFEST,
+        RUN_FAILED,
+        RUN_LOG,
+        RUN_CARD,
+        RUN_PLOT,
+    }
+)
+
+RUN_SCHEMA_VERSION = 1

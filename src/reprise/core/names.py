@@ -1,0 +1,131 @@
+"""The grammar of every name that becomes a path, a tag or a host action.
+
+Run ids, experiment names, commits, dataset names, relative paths inside a run, image ids and
+references, registries. Checked where a value enters (the CLI, settings, an import) and again on
+every read of a record: ``.``, ``..``, ``/`` and absolute paths never pass. Pure.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from datetime import UTC, datetime
+
+from reprise.core.errors import InvalidNameError
+
+RUN_ID = re.compile(r"[0-9]{8}-[0-9]{6}(?:-[0-9]{6})?-[0-9a-f]{8}")
+EXPERIMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
+SHA256 = IMAGE_ID
+DATASET = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,255}")
+# distribution/reference: domain[:port], path components, tag, digest.
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]{{1,5}})?"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPO = rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
+REGISTRY = re.compile(rf"{_DOMAIN}(?:/{_COMPONENT})*")
+REPOSITORY = re.compile(_REPO)
+TAG = re.compile(r"[\w][\w.-]{0,127}")
+REFERENCE = re.compile(rf"({_REPO})(?::({TAG.pattern}))?(?:@(sha256:[0-9a-f]{{64}}))?")
+MAX_PATH = 4096
+
+
+def new_run_id(now: datetime | None = None, suffix: str | None = None) -> str:
+    """Sortable by start time to the microsecond, unique by a random suffix:
+    20261123-143012-482913-5f3a9c1e."""
+    import secrets
+
+    now = now or datetime.now(UTC)
+    return now.strftime("%Y%m%d-%H%M%S-%f-") + (suffix or secrets.token_hex(4))
+
+
+def _check(pattern: re.Pattern[str], value: object, field: str, what: str, example: str) -> str:
+    if not isinstance(value, str) or len(value) > MAX_PATH or not pattern.fullmatch(value):
+        raise InvalidNameError(
+            f"{field} {value!r} is not a valid {what}",
+            field=field,
+            value=value,
+            hint=f"a {what} looks like {example}",
+        )
+    return value
+
+
+def run_id(value: object, field: str = "run id") -> str:
+    return _check(RUN_ID, value, field, "run id", "20261123-143012-482913-5f3a9c1e")
+
+
+def experiment(value: object, field: str = "experiment") -> str:
+    return _check(
+        EXPERIMENT, value, field, "experiment name", "'spiral' (letters, digits, '.', '_', '-')"
+    )
+
+
+def commit(value: object, field: str = "commit") -> str:
+    return _check(COMMIT, value, field, "git commit", "40 (or 64) lowercase hex digits")
+
+
+def image_id(value: object, field: str = "image id") -> str:
+    return _check(IMAGE_ID, value, field, "image id", "sha256: and 64 hex digits")
+
+
+def dataset(value: object, field: str = "dataset name") -> str:
+    return _check(DATASET, value, field, "dataset name", "'train' (letters, digits, '_', '-')")
+
+
+def env_name(value: object, field: str = "variable") -> str:
+    return _check(ENV_NAME, value, field, "environment variable name", "WANDB_MODE")
+
+
+def registry(value: object, field: str = "registry") -> str:
+    text = value.rstrip("/") if isinstance(value, str) else value
+    return _check(REGISTRY, text, field, "registry", "127.0.0.1:5000/team or ghcr.io/acme")
+
+
+def reference(value: object, field: str = "image reference") -> str:
+    return _check(
+        REFERENCE,
+        value,
+        field,
+        "image reference",
+        "repo[:tag][@sha256:...], e.g. ghcr.io/acme/x@sha256:...",
+    )
+
+
+def relative_path(value: object, field: str = "path") -> str:
+    """A normalized relative POSIX path: no '.', '..' or empty components, not absolute."""
+    ok = (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_PATH
+        and not value.startswith("/")
+        and "\\" not in value
+        and "\0" not in value
+        and all(part not in ("", ".", "..") for part in value.split("/"))
+        and posixpath.normpath(value) == value
+    )
+    if not ok:
+        raise InvalidNameError(
+            f"{field} {value!r} is not a relative path inside its folder",
+            field=field,
+            value=value,
+            hint="'.', '..', empty components and absolute paths are refused",
+        )
+    return str(value)
+
+
+def subdir(value: object, field: str = "code subdir") -> str:
+    """A project folder inside a repository: '' (its top) or a relative path."""
+    return "" if value == "" else relative_path(value, field)
+
+
+def parse_image_ref(ref: str) -> tuple[str, str | None, str | None]:
+    """Split ``repo[:tag][@sha256:...]`` into (repo, tag, digest); no validation."""
+    digest = None
+    if "@" in ref:
+        ref, digest = ref.split("@", 1)
+    tag = None
+    last = ref.rsplit("/", 1)[-1]
+    if ":" in last:
+        ref, tag = ref.rsplit(":", 1)
+    return ref, tag, digest

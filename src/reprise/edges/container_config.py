@@ -1,0 +1,81 @@
+"""What a run's container is, as the Docker Engine API takes it: a pure value and the JSON body
+of its creation. Every run container gets no network, no new privileges, no capabilities and a
+PIDs limit (:data:`SECURITY`, recorded in run.json)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from reprise.core.resources import Resources, parse_bytes
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str
+    read_only: bool
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything needed to create one run's container; a pure value."""
+
+    image: str
+    command: Sequence[str]
+    environment: Mapping[str, str]
+    mounts: Sequence[Mount]
+    working_dir: str
+    user: str
+    labels: Mapping[str, str]
+    gpus: str | None = None
+    resources: Resources = field(default_factory=Resources)
+    name: str | None = None
+
+
+# Every run container: no network, no privilege escalation, no capabilities, bounded PIDs.
+SECURITY = {"network": "none", "no_new_privileges": True, "cap_drop": ["ALL"]}
+
+
+def create_config(spec: ContainerSpec) -> dict[str, Any]:
+    """The JSON body of POST /containers/create for a run's container."""
+    res = spec.resources
+    host: dict[str, Any] = {
+        "NetworkMode": "none",
+        "Mounts": [
+            {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
+            for m in spec.mounts
+        ],
+        "SecurityOpt": ["no-new-privileges"],
+        "CapDrop": ["ALL"],
+        "PidsLimit": res.pids_limit,
+    }
+    if spec.gpus:
+        host["DeviceRequests"] = [
+            {
+                "Driver": "",
+                "Count": -1 if spec.gpus == "all" else int(spec.gpus),
+                "DeviceIDs": None,
+                "Capabilities": [["gpu"]],
+                "Options": {},
+            }
+        ]
+    if res.memory:
+        host["Memory"] = parse_bytes(res.memory)
+    if res.shm_size:
+        host["ShmSize"] = parse_bytes(res.shm_size)
+    if res.cpus:
+        host["NanoCpus"] = int(res.cpus * 1e9)
+    return {
+        "Image": spec.image,
+        "Cmd": list(spec.command),
+        "Env": [f"{k}={v}" for k, v in spec.environment.items()],
+        "WorkingDir": spec.working_dir,
+        "User": spec.user,
+        "Labels": dict(spec.labels),
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "Tty": False,
+        "HostConfig": host,
+    }

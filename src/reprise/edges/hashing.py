@@ -1,0 +1,158 @@
+"""Hashing what is on disk: a run's outputs, a dataset. blake3, multi-threaded and
+memory-mapped for large files, a plain read for small ones.
+
+The walk never follows a link: it opens every directory and file relative to its parent's
+descriptor with ``O_NOFOLLOW`` and records symlinks, FIFOs, sockets and devices as what they
+are. It is iterative, with bounds on depth and on the number of entries: a job that made more
+gets an incomplete manifest that says so, never an exhausted CLI.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+
+from reprise.core import keys
+from reprise.core.manifest import ALGORITHM, MAX_ENTRIES, Entry, Manifest
+
+_MMAP_THRESHOLD = 1 << 20
+MAX_DEPTH = 256
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def hash_fd(fd: int, size: int) -> str:
+    import blake3
+
+    if size >= _MMAP_THRESHOLD:
+        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
+            hasher.update(mapped)
+        return str(hasher.hexdigest())
+    chunks = []
+    while chunk := os.read(fd, max(size, 1 << 16)):
+        chunks.append(chunk)
+    return str(blake3.blake3(b"".join(chunks)).hexdigest())
+
+
+def hash_file(path: Path) -> str:
+    """blake3 of a regular file named by the user (it may be a link the user made)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return hash_fd(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "device"
+
+
+def _entry(dir_fd: int, name: str, rel: str, st: os.stat_result) -> Entry:
+    import blake3
+
+    if stat.S_ISREG(st.st_mode):
+        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+        try:
+            now = os.fstat(fd)
+            if not stat.S_ISREG(now.st_mode):  # swapped since the listing
+                return Entry(rel, 0, None, _kind(now.st_mode))
+            return Entry(rel, now.st_size, hash_fd(fd, now.st_size))
+        finally:
+            os.close(fd)
+    if stat.S_ISLNK(st.st_mode):
+        target = os.readlink(name, dir_fd=dir_fd)
+        text = target[:4096]
+        return Entry(
+            rel,
+            len(target),
+            blake3.blake3(target.encode("utf-8", "surrogateescape")).hexdigest(),
+            "symlink",
+            text,
+        )
+    return Entry(rel, 0, None, _kind(st.st_mode))
+
+
+class _Walk:
+    """One bounded, descriptor-based walk below a directory."""
+
+    def __init__(self, limit: int) -> None:
+        self.entries: list[Entry] = []
+        self.limit = limit
+        self.note: str | None = None
+
+    def full(self) -> bool:
+        if len(self.entries) >= self.limit:
+            self.note = f"more than {self.limit} entries: the rest was not hashed"
+            return True
+        return False
+
+    def directory(self, dir_fd: int, rel: str, depth: int, skip: frozenset[str]) -> None:
+        with os.scandir(dir_fd) as it:
+            names = sorted(e.name for e in it)
+        for name in names:
+            if self.note is not None or self.full():
+                return
+            child = f"{rel}/{name}" if rel else name
+            if child in skip:
+                continue
+            try:
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                self.entries.append(_entry(dir_fd, name, child, st))
+                continue
+            if depth >= MAX_DEPTH:
+                self.entries.append(Entry(child, 0, None, "dir-too-deep"))
+                continue
+            sub = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+            try:
+                self.directory(sub, child, depth + 1, skip)
+            finally:
+                os.close(sub)
+
+
+def walk(
+    root: Path,
+    subdirs: Iterable[str] = ("",),
+    *,
+    skip: Iterable[str] = (),
+    limit: int = MAX_ENTRIES,
+) -> Manifest:
+    """The manifest of ``root``'s ``subdirs`` (paths relative to ``root``), minus ``skip``."""
+    walker = _Walk(limit)
+    root_fd = os.open(root, _DIR_FLAGS)
+    try:
+        for sub in subdirs:
+            try:
+                fd = os.open(sub, _DIR_FLAGS, dir_fd=root_fd) if sub else os.dup(root_fd)
+            except FileNotFoundError:
+                continue
+            try:
+                walker.directory(fd, sub, 1, frozenset(skip))
+            finally:
+                os.close(fd)
+    finally:
+        os.close(root_fd)
+    entries = tuple(sorted(walker.entries, key=lambda e: e.path))
+    return Manifest(ALGORITHM, entries, complete=walker.note is None, note=walker.note)
+
+
+def manifest_of_run(run_dir: Path) -> Manifest:
+    """Everything the job produced: its writable folders, minus reprise's console log and the
+    runtime's own record."""
+    return walk(
+        run_dir,
+        [d for d in keys.RUN_WRITABLE_DIRS if d != keys.RUN_RUNTIME_DIR],
+        skip=[keys.RUN_LOG],
+    )

@@ -1,0 +1,149 @@
+"""The seam between a run's lifecycle and where it executes.
+
+A :class:`Backend` stages a job's inputs, creates and starts it, streams its output, waits for
+it, inspects it, brings its outputs back into the local run directory and removes it. The run
+lifecycle (``commands.run``, ``commands.lifecycle``, ``commands.reproduce``) uses only this
+interface; each backend is one module beside this one.
+
+Jobs are named by the id the backend gives them (a container id for Docker engines), which the
+run records as soon as it exists, so that a later CLI can pick the job up again.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reprise.core.progress import Say
+from reprise.core.resources import Resources
+
+
+@dataclass(frozen=True)
+class DataInput:
+    """A dataset the job reads: a host file or folder, read-only at ``/workspace/data/<name>``."""
+
+    name: str
+    source: Path
+    is_file: bool
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything a backend needs to run one job; a pure value.
+
+    ``run_dir`` is the local run directory: the job writes its subfolders named in
+    ``writable`` (and nothing else of it); ``config`` and ``code`` are read-only inputs.
+    """
+
+    image: str
+    command: tuple[str, ...]
+    environment: Mapping[str, str]
+    run_dir: Path
+    writable: tuple[str, ...]
+    config: Path
+    code: Path
+    user: str
+    labels: Mapping[str, str]
+    data: tuple[DataInput, ...] = ()
+    gpus: str | None = None
+    resources: Resources = field(default_factory=Resources)
+
+
+@dataclass(frozen=True)
+class JobExit:
+    """How a job ended."""
+
+    status_code: int
+    oom_killed: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What a backend knows of a job now: ``phase`` is "created" (not started yet), "running"
+    or "ended" (then ``exit`` says how)."""
+
+    phase: str
+    exit: JobExit | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.phase == "running"
+
+    @property
+    def ended(self) -> bool:
+        return self.phase == "ended"
+
+
+class Backend(ABC):
+    """Where runs execute. Failures of the backend itself raise EngineError (exit 3); a job
+    that vanished raises JobGoneError."""
+
+    @property
+    @abstractmethod
+    def security(self) -> dict[str, Any]:
+        """The isolation every job gets (network, privileges, capabilities), for the record."""
+
+    @abstractmethod
+    def describe_host(self) -> dict[str, Any]:
+        """The machine jobs run on: hostname, CPU, GPUs and driver, engine version."""
+
+    @abstractmethod
+    def has_image(self, image_id: str) -> bool:
+        """Whether the image with this id is where jobs run."""
+
+    @abstractmethod
+    def pull_image(self, ref: str, say: Say) -> str:
+        """Fetch ``ref`` to where jobs run; returns the id of what arrived."""
+
+    @abstractmethod
+    def check(self, spec: JobSpec) -> None:
+        """Refuse early (before any run directory exists) what the backend cannot run."""
+
+    @abstractmethod
+    def create(self, spec: JobSpec) -> str:
+        """Stage the inputs and create the job (not started); returns its id."""
+
+    @abstractmethod
+    def attach(self, job: str) -> Iterator[bytes]:
+        """The job's output from its very start, as it comes; opened before :meth:`start`."""
+
+    @abstractmethod
+    def start(self, job: str) -> None: ...
+
+    @abstractmethod
+    def logs(self, job: str, *, follow: bool) -> Iterator[bytes]:
+        """The job's whole output so far (and, with ``follow``, until it ends)."""
+
+    @abstractmethod
+    def wait(self, job: str) -> JobExit:
+        """Block until the job ends."""
+
+    @abstractmethod
+    def state(self, job: str) -> JobState | None:
+        """The job's state, or None when the backend no longer knows it."""
+
+    @abstractmethod
+    def stop(self, job: str, *, timeout: int) -> None: ...
+
+    @abstractmethod
+    def collect(self, job: str, run_dir: Path) -> None:
+        """Bring what the job wrote into the local run directory (once it has ended)."""
+
+    @abstractmethod
+    def remove(self, job: str) -> None:
+        """Remove the ended job and what was staged for it."""
+
+    @abstractmethod
+    def jobs(self) -> list[str]:
+        """Every job reprise started here that still exists (running or not)."""
+
+    @abstractmethod
+    def run_tool(self, image: str, command: Sequence[str], inputs: Mapping[str, Path]) -> str:
+        """Run a short helper command in ``image`` (no network) with each of ``inputs``
+        read-only at ``/in/<name>``; returns its standard output."""

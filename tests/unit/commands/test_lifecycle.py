@@ -1,0 +1,154 @@
+"""Every path of a run's lifecycle through the execution seam, with the in-memory backend:
+success, failure, OOM, a vanished job, an engine that drops and comes back, Ctrl-C, and a job
+that plants links and FIFOs where reprise reads and writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from reprise.commands.build import RunImage
+from reprise.commands.inputs import prepare_run
+from reprise.commands.run import execute
+from reprise.edges.project import load_project
+from reprise.edges.runstore import read_record
+from reprise.execution.backend import JobExit
+
+from ...fakes import FakeBackend, plants, writes
+from ...projects import init_repo, tiny_project
+
+IMAGE = RunImage(
+    id="sha256:" + "1" * 64,
+    record={
+        "tag": "reprise/tiny:0123456789abcdef0123",
+        "id": "sha256:" + "1" * 64,
+        "source": "local",
+    },
+    dockerfile=b"FROM scratch\n",
+    lock=b"",
+    env={},
+)
+
+
+def _run(tmp_path: Path, backend: FakeBackend) -> tuple[Path, dict[str, object]]:
+    root = tiny_project(tmp_path / "tiny")
+    init_repo(root)
+    inputs = prepare_run(
+        load_project(root),
+        overrides=(),
+        seed=None,
+        command=None,
+        allow_dirty=False,
+        gpus=None,
+        threads=1,
+    )
+
+    class Sink:
+        data = b""
+
+        def write(self, b: bytes) -> int:
+            self.data += b
+            return len(b)
+
+        def flush(self) -> None:
+            return None
+
+    run_dir = execute(backend, inputs, IMAGE, say=lambda _: None, console=Sink())  # type: ignore[arg-type]
+    return run_dir, read_record(run_dir)
+
+
+def test_success_records_output_manifest_host_and_isolation(tmp_path: Path) -> None:
+    backend = FakeBackend(output=["step 1", "step 2"], behaviour=writes({"outputs/a.txt": b"A"}))
+    run_dir, record = _run(tmp_path, backend)
+    assert record["status"] == "succeeded" and record["exit_code"] == 0
+    assert (run_dir / "logs/run.log").read_text() == "step 1\nstep 2\n"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert [f["path"] for f in manifest["files"]] == ["outputs/a.txt"]
+    assert record["host"] == backend.describe_host()
+    assert record["container"]["security"] == backend.security  # type: ignore[index]
+    job = next(iter(backend.jobs_made.values()))
+    assert job.removed and job.spec.writable == ("outputs", "checkpoints", "logs", "runtime")
+    assert "warnings" not in record
+
+
+def test_failure_names_its_reason_in_failed(tmp_path: Path) -> None:
+    run_dir, record = _run(tmp_path, FakeBackend(output=["about to fail"], exit=JobExit(3)))
+    assert record["status"] == "failed" and record["exit_code"] == 3
+    failed = (run_dir / "FAILED").read_text()
+    assert "reason: the job exited with code 3" in failed and "about to fail" in failed
+
+
+def test_oom_kill(tmp_path: Path) -> None:
+    _, record = _run(tmp_path, FakeBackend(exit=JobExit(137, oom_killed=True)))
+    assert record["status"] == "failed" and "out of memory" in str(record["reason"])
+
+
+def test_a_job_that_vanishes_is_lost(tmp_path: Path) -> None:
+    _, record = _run(tmp_path, FakeBackend(vanish_on_wait=True))
+    assert record["status"] == "lost" and "no longer exists" in str(record["reason"])
+
+
+def test_an_engine_that_drops_and_finds_the_job_ended_fails_the_run_with_why(
+    tmp_path: Path,
+) -> None:
+    _, record = _run(tmp_path, FakeBackend(engine_errors_on_wait=1))
+    assert record["status"] == "failed"
+    assert "engine stopped the container" in str(record["reason"])
+
+
+def test_ctrl_c_while_starting_stops_the_job_and_records_interrupted(tmp_path: Path) -> None:
+    backend = FakeBackend(behaviour=lambda _: os.kill(os.getpid(), signal.SIGINT))
+    root = tmp_path
+    with pytest.raises(KeyboardInterrupt):
+        _run(root, backend)
+    runs = [p for p in (root / "tiny" / "runs" / "tiny").iterdir() if not p.name.startswith(".")]
+    record = read_record(runs[0])
+    assert record["status"] == "interrupted"
+    assert backend.stopped == [record["container"]["id"]]
+
+
+def test_links_planted_by_the_job_are_never_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "host-secret.json"
+    victim.write_text('{"secret": "root only"}')
+    victim.chmod(0o600)
+    before = victim.read_bytes()
+    backend = FakeBackend(
+        output=["* * * * * root evil"],
+        behaviour=plants(
+            {
+                "logs/run.log": str(victim),
+                "runtime/runtime.json": str(victim),
+                "outputs/link": str(victim),
+            }
+        ),
+    )
+    run_dir, record = _run(tmp_path, backend)
+    assert victim.read_bytes() == before and oct(victim.stat().st_mode & 0o777) == "0o600"
+    assert (run_dir / "logs/run.log").read_text() == "* * * * * root evil\n"
+    assert not (run_dir / "logs/run.log").is_symlink()
+    assert record["runtime"] is None
+    warnings = "\n".join(record["warnings"])  # type: ignore[arg-type]
+    assert "logs/run.log was a symlink" in warnings
+    assert "runtime/runtime.json is a symlink" in warnings
+    assert "outputs/link (symlink)" in warnings
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    link = next(f for f in manifest["files"] if f["path"] == "outputs/link")
+    assert link["kind"] == "symlink" and link["target"] == str(victim)
+    assert "root only" not in (run_dir / "model_card.md").read_text()
+
+
+def test_a_fifo_where_metrics_are_read_does_not_hang(tmp_path: Path) -> None:
+    def fifo(run_dir: Path) -> None:
+        os.mkfifo(run_dir / "logs" / "metrics.jsonl")
+
+    run_dir, record = _run(tmp_path, FakeBackend(behaviour=fifo))
+    assert record["status"] == "succeeded"
+    assert "No metrics were logged" in (run_dir / "model_card.md").read_text()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert {"hash": None, "kind": "fifo", "path": "logs/metrics.jsonl", "size": 0} in manifest[
+        "files"
+    ]

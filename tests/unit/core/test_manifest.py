@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reprise.core.manifest import Entry, Manifest, compare_manifests
+
+H1, H2, H3, H4 = ("1" * 64, "2" * 64, "3" * 64, "4" * 64)
+
+
+def _m(*entries: tuple[str, str]) -> Manifest:
+    return Manifest("blake3", tuple(Entry(p, 1, h) for p, h in entries))
+
+
+def test_compare_identical() -> None:
+    diff = compare_manifests(_m(("a", H1), ("b", H2)), _m(("a", H1), ("b", H2)))
+    assert diff.identical
+    assert diff.same == ("a", "b")
+
+
+def test_compare_changed_missing_extra() -> None:
+    diff = compare_manifests(
+        _m(("a", H1), ("b", H2), ("c", H3)), _m(("a", H1), ("b", H4), ("d", H4))
+    )
+    assert not diff.identical
+    assert diff.changed == ("b",)
+    assert diff.missing == ("c",)
+    assert diff.extra == ("d",)
+
+
+def test_different_algorithms_never_compare_equal() -> None:
+    a = Manifest("blake3", (Entry("a", 1, H1),))
+    b = Manifest("sha256", (Entry("a", 1, H1),))
+    assert compare_manifests(a, b).changed == ("a",)
+
+
+def test_a_symlink_never_equals_a_file_with_the_same_hash() -> None:
+    a = Manifest("blake3", (Entry("x", 3, H1, "file"),))
+    b = Manifest("blake3", (Entry("x", 3, H1, "symlink", "abc"),))
+    assert compare_manifests(a, b).changed == ("x",)
+
+
+def test_an_incomplete_manifest_is_never_identical() -> None:
+    full = _m(("a", H1))
+    cut = Manifest("blake3", full.files, complete=False, note="more than 1 entries")
+    diff = compare_manifests(full, cut)
+    assert not diff.identical and diff.incomplete == ("rerun: more than 1 entries",)
+
+
+def test_roundtrip_keeps_kinds_and_completeness() -> None:
+    m = Manifest(
+        "blake3",
+        (Entry("a", 1, H1), Entry("b", 0, None, "fifo"), Entry("c", 5, H2, "symlink", "/etc")),
+        complete=False,
+        note="why",
+    )
+    assert Manifest.from_json(m.to_json()) == m
+
+
+@pytest.mark.parametrize(
+    "path", ["../../etc/passwd", "/etc/shadow", "a/../../b", "a//b", "./a", "a\\b", "", "a/./b"]
+)
+def test_hostile_paths_are_refused(path: str) -> None:
+    text = json.dumps({"algorithm": "blake3", "files": [{"path": path, "size": 1, "hash": H1}]})
+    with pytest.raises(ValueError, match="not a relative path"):
+        Manifest.from_json(text)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"path": "a", "size": -1, "hash": H1},
+        {"path": "a", "size": 1, "hash": "zz"},
+        {"path": "a", "size": 1, "hash": None},
+        {"path": "a", "size": 1, "hash": H1, "kind": "hardlink"},
+        {"path": "a", "size": True, "hash": H1},
+    ],
+)
+def test_malformed_entries_are_refused(entry: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="malformed"):
+        Manifest.from_json(json.dumps({"algorithm": "blake3", "files": [entry]}))
+
+
+def test_deep_nesting_is_a_value_error_not_a_crash() -> None:
+    with pytest.raises(ValueError, match="nested too deeply"):
+        Manifest.from_json("[" * 100_000 + "]" * 100_000)
