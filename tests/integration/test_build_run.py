@@ -14,8 +14,8 @@ from reprise.commands import build as builder
 from reprise.edges.docker import Engine
 from reprise.edges.project import Project, load_project
 
+from ..engine_fixtures import quiet, run_example
 from ..projects import git
-from .conftest import quiet, run_example
 
 
 class SpyEngine(Engine):

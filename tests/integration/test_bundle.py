@@ -19,7 +19,7 @@ from reprise.edges.project import Project
 from reprise.edges.runstore import read_record
 
 from ..bundlecraft import Crafted, Member, read_members
-from .conftest import Cleanup, run_example
+from ..engine_fixtures import Cleanup, run_example
 
 
 def _cli(example: Path, *args: str) -> Result:

@@ -14,8 +14,8 @@ from reprise.edges.docker import Engine
 from reprise.edges.project import load_project
 from reprise.edges.runstore import read_record
 
+from ..engine_fixtures import Cleanup, container_state, run_example
 from ..projects import copy_example, init_repo
-from .conftest import Cleanup, container_state, run_example
 
 READ_DATA = (
     "from pathlib import Path\n"

@@ -12,7 +12,7 @@ from reprise.core.resources import Resources
 from reprise.edges.container_config import ContainerSpec, Mount
 from reprise.edges.docker import Engine
 
-from .conftest import Cleanup
+from ..engine_fixtures import Cleanup
 
 
 def _context(dockerfile: str) -> io.BytesIO:

@@ -21,7 +21,7 @@ from reprise.commands import build as builder
 from reprise.edges.docker import Engine
 from reprise.edges.runstore import read_record
 
-from .conftest import container_state
+from ..engine_fixtures import container_state
 
 REPRISE = [sys.executable, "-m", "reprise"]
 COUNT_SLOWLY = (

@@ -20,8 +20,8 @@ from reprise.edges.project import Project, load_project
 from reprise.edges.runstore import read_record, write_record
 from reprise.execution.local import LocalBackend
 
+from ..engine_fixtures import run_example
 from ..projects import git
-from .conftest import run_example
 
 REGISTRY = "127.0.0.1:5000/reprise-test"
 

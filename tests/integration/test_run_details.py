@@ -10,7 +10,7 @@ from reprise.commands import build as builder
 from reprise.edges.container_config import ContainerSpec
 from reprise.edges.docker import Engine
 
-from .conftest import Cleanup, container_state, start_cli_run
+from ..engine_fixtures import Cleanup, container_state, start_cli_run
 
 
 def test_ctrl_c_stops_and_removes_the_container_and_records_interrupted(

@@ -17,7 +17,7 @@ from reprise.commands import build as builder
 from reprise.edges.docker import Engine
 from reprise.edges.runstore import read_record
 
-from .conftest import start_cli_run
+from ..engine_fixtures import start_cli_run
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -106,3 +106,13 @@ def report_run(record: dict[str, Any], run_dir: Path, as_json: bool) -> None:
     if record.get("exit_code") not in (None, 0):
         status += f" (exit code {record['exit_code']})"
     click.echo(f"status   {status}")
+
+
+def locate_run(ctx: click.Context, runs_dir: str | None, ref: str) -> Path:
+    """The run directory RUN names: a path (no project needed), else an id or a unique prefix
+    of one under the runs directory."""
+    from reprise.edges.runstore import find_run
+
+    if "/" in ref or ref in (".", ".."):
+        return find_run(Path(runs_dir or "."), ref)
+    return find_run(runs_dir_of(ctx, runs_dir), ref)

@@ -9,6 +9,7 @@ import click
 from reprise.cli.common import (
     RUNS_DIR_OPTION,
     emit_json,
+    locate_run,
     maybe_project,
     project_of,
     runs_dir_of,
@@ -44,9 +45,8 @@ def card(
       reprise card 20261123-1412 -o docs/MODEL_CARD.md --template my_card.md.j2
     """
     from reprise.commands.card import write_card
-    from reprise.edges.runstore import find_run
 
-    run_dir = find_run(runs_dir_of(ctx, runs_dir), run)
+    run_dir = locate_run(ctx, runs_dir, run)
     project = maybe_project(ctx)
     template_path = (
         Path(template) if template else (project.settings.card_template if project else None)
@@ -120,9 +120,8 @@ def show(ctx: click.Context, run: str, as_json: bool, runs_dir: str | None) -> N
       reprise show 20261123-1412 --json | jq .image
     """
     from reprise.commands.show import describe_run, show_record
-    from reprise.edges.runstore import find_run
 
-    run_dir = find_run(runs_dir_of(ctx, runs_dir), run)
+    run_dir = locate_run(ctx, runs_dir, run)
     record = show_record(run_dir, say=say)
     if as_json:
         emit_json(record)

@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from reprise.cli.common import RUNS_DIR_OPTION, emit_json, maybe_project, runs_dir_of, say
+from reprise.cli.common import (
+    RUNS_DIR_OPTION,
+    emit_json,
+    locate_run,
+    maybe_project,
+    runs_dir_of,
+    say,
+)
 
 
 def _data_flags(values: tuple[str, ...]) -> dict[str, Path]:
@@ -149,9 +156,10 @@ def diff(ctx: click.Context, run_a: str, run_b: str, as_json: bool, runs_dir: st
       reprise diff 20261123-1412 20261123-1530
       reprise diff RUN_A RUN_B --json | jq .outputs.changed
     """
-    from reprise.commands.diff import diff_refs
+    from reprise.commands.diff import diff_runs
 
-    result = diff_refs(runs_dir_of(ctx, runs_dir), run_a, run_b, say=say)
+    a, b = locate_run(ctx, runs_dir, run_a), locate_run(ctx, runs_dir, run_b)
+    result = diff_runs(a, b, say=say)
     if as_json:
         emit_json(result)
     else:

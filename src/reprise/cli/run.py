@@ -11,10 +11,10 @@ from reprise.cli.common import (
     JSON_RECORD_OPTION,
     RUNS_DIR_OPTION,
     DashDashCommand,
+    locate_run,
     maybe_project,
     project_of,
     report_run,
-    runs_dir_of,
     say,
 )
 from reprise.core.resources import DEFAULT_PIDS_LIMIT
@@ -139,9 +139,8 @@ def _pick_up(
     ctx: click.Context, run: str, runs_dir: str | None, *, echo: bool, as_json: bool
 ) -> None:
     from reprise.commands.lifecycle import pick_up
-    from reprise.edges.runstore import find_run
 
-    run_dir = find_run(runs_dir_of(ctx, runs_dir), run)
+    run_dir = locate_run(ctx, runs_dir, run)
     project = maybe_project(ctx)
     record = pick_up(
         run_dir,

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from reprise.cli.common import RUNS_DIR_OPTION, emit_json, maybe_project, runs_dir_of, say
+from reprise.cli.common import (
+    RUNS_DIR_OPTION,
+    emit_json,
+    locate_run,
+    maybe_project,
+    runs_dir_of,
+    say,
+)
 
 
 @click.command()
@@ -29,9 +36,8 @@ def push(
       reprise push 20261123-1412 --registry 127.0.0.1:5000/team
     """
     from reprise.commands.push import push_run_to, registry_for
-    from reprise.edges.runstore import find_run
 
-    run_dir = find_run(runs_dir_of(ctx, runs_dir), run)
+    run_dir = locate_run(ctx, runs_dir, run)
     project = maybe_project(ctx)
     where = registry_for(project.settings if project else None, registry)
     ref = push_run_to(run_dir, where, say)
@@ -72,9 +78,8 @@ def bundle_export(
     """
     from reprise.commands.bundle.export import export_run
     from reprise.commands.bundle.inspect import describe
-    from reprise.edges.runstore import find_run
 
-    run_dir = find_run(runs_dir_of(ctx, runs_dir), run)
+    run_dir = locate_run(ctx, runs_dir, run)
     project = maybe_project(ctx)
     header = export_run(
         run_dir,

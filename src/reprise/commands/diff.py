@@ -85,13 +85,11 @@ def compare_runs(a_dir: Path, b_dir: Path, backend: Backend | None) -> dict[str,
     }
 
 
-def diff_refs(runs_dir: Path, run_a: str, run_b: str, *, say: Say) -> dict[str, Any]:
-    """`reprise diff`: find both runs and compare them (tensors through the engine, when one
-    answers; by hash alone otherwise)."""
-    from reprise.edges.runstore import find_run
+def diff_runs(a: Path, b: Path, *, say: Say) -> dict[str, Any]:
+    """`reprise diff`: compare two runs (tensors through the engine, when one answers; by hash
+    alone otherwise)."""
     from reprise.execution import open_backend
 
-    a, b = find_run(runs_dir, run_a), find_run(runs_dir, run_b)
     backend: Backend | None = None
     try:
         backend = open_backend()

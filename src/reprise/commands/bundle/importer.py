@@ -30,6 +30,7 @@ from reprise.core.bundleformat import (
     verify_member,
 )
 from reprise.core.errors import BundleError, EngineError, RecordError
+from reprise.core.manifest import Manifest
 from reprise.core.progress import Say
 from reprise.core.record import FINAL_STATES, parse_record
 from reprise.edges.docker import Engine
@@ -210,6 +211,14 @@ def _verify_run(staging: Path, header: Header) -> dict[str, Any]:
             f"the header says {header.run_id!r} of {header.experiment!r}",
             member="run/run.json",
         )
+    manifest = staging / "run" / keys.RUN_MANIFEST
+    if manifest.is_file():
+        try:
+            Manifest.from_json(manifest.read_bytes())
+        except ValueError as exc:
+            raise BundleError(
+                f"run/manifest.json is not a valid manifest: {exc}", member="run/manifest.json"
+            ) from exc
     if record["status"] not in FINAL_STATES:
         raise BundleError(
             f"run/run.json says the run is still {record['status']!r}: only finished runs are bundled",
