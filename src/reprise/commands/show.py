@@ -6,14 +6,15 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from reprise.commands.card import metrics_text
 from reprise.core import keys
-from reprise.core.card import reproduction_line
-from reprise.core.metrics import parse_records, summarize
 from reprise.core.progress import Say
 
 
 def describe_run(record: dict[str, Any], run_dir: Path) -> list[str]:
+    from reprise.commands.card import metrics_text
+    from reprise.core.card import reproduction_line
+    from reprise.core.metrics import parse_records, summarize
+
     image = record.get("image") or {}
     code = record.get("code") or {}
     lines = [
@@ -67,13 +68,14 @@ def list_runs(
 ) -> list[dict[str, Any]]:
     """`reprise ls`: every run's summary, newest first, after reconciling those still
     recorded as `running` with where they run."""
-    from reprise.commands.lifecycle import reconcile_all
     from reprise.edges.runindex import all_summaries, filter_runs
-    from reprise.execution import open_backend
 
     summaries = all_summaries(runs_dir, warn=say)
     running = [Path(s["path"]) for s in summaries if s["status"] == "running"]
     if running:
+        from reprise.commands.lifecycle import reconcile_all
+        from reprise.execution import open_backend
+
         reconcile_all(open_backend, running, say)
         summaries = all_summaries(runs_dir)
     return filter_runs(summaries, experiment=experiment, status=status, limit=limit)

@@ -9,7 +9,6 @@ gets an incomplete manifest that says so, never an exhausted CLI.
 
 from __future__ import annotations
 
-import mmap
 import os
 import stat
 from collections.abc import Iterable
@@ -29,8 +28,9 @@ def hash_fd(fd: int, size: int) -> str:
 
     if size >= _MMAP_THRESHOLD:
         hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-        with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
-            hasher.update(mapped)
+        # The open file itself (/proc/self/fd names the descriptor's file, whatever its path
+        # is now): blake3 maps it and hashes on every core.
+        hasher.update_mmap(f"/proc/self/fd/{fd}")
         return str(hasher.hexdigest())
     chunks = []
     while chunk := os.read(fd, max(size, 1 << 16)):
