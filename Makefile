@@ -8,8 +8,6 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
-# The host's CA bundle, handed to image builds as a build-time-only setting (see README).
-CA_BUNDLE ?= $(or $(SSL_CERT_FILE),$(wildcard /etc/ssl/certs/ca-certificates.crt))
 # Prints REPRISE_BASE_IMAGE=... as its last line; everything else goes to stderr.
 ENGINE := bash docker/engine.sh
 
@@ -44,7 +42,7 @@ engine:
 
 test: venv
 	@line=$$($(ENGINE) | tail -n 1); export "$$line"; \
-	  export REPRISE_CA_BUNDLE="$${REPRISE_CA_BUNDLE:-$(CA_BUNDLE)}" REPRISE_REQUIRE_ENGINE=1; \
+	  export REPRISE_REQUIRE_ENGINE=1; \
 	  $(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 unit: venv
@@ -52,7 +50,7 @@ unit: venv
 
 integration: venv
 	@line=$$($(ENGINE) | tail -n 1); export "$$line"; \
-	  export REPRISE_CA_BUNDLE="$${REPRISE_CA_BUNDLE:-$(CA_BUNDLE)}" REPRISE_REQUIRE_ENGINE=1; \
+	  export REPRISE_REQUIRE_ENGINE=1; \
 	  $(VENV)/bin/pytest -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
 lint: venv
@@ -69,12 +67,10 @@ golden: venv
 
 demo: venv compile
 	@line=$$($(ENGINE) | tail -n 1); export "$$line"; \
-	  export REPRISE_CA_BUNDLE="$${REPRISE_CA_BUNDLE:-$(CA_BUNDLE)}"; \
 	  bash examples/demo.sh
 
 bench: venv compile
 	@line=$$($(ENGINE) | tail -n 1); export "$$line"; \
-	  export REPRISE_CA_BUNDLE="$${REPRISE_CA_BUNDLE:-$(CA_BUNDLE)}"; \
 	  $(PY) bench/bench.py $(BENCH_ARGS)
 
 clean:

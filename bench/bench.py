@@ -554,7 +554,6 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="do not rewrite bench/RESULTS.md")
     args = parser.parse_args()
     os.environ.update(engine_env())
-    os.environ.setdefault("REPRISE_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
     figures: list[Figure] = []
     for name in args.only.split(","):

@@ -2,7 +2,7 @@
 # `make demo`: build the example's image, train it in a hermetic container, push the image to
 # the local registry, reproduce the run and prove it bit-for-bit identical, then show where the
 # run directory and its model card are. Called by the Makefile after docker/engine.sh, with
-# REPRISE_BASE_IMAGE and REPRISE_CA_BUNDLE set.
+# REPRISE_BASE_IMAGE set.
 set -euo pipefail
 cd "$(dirname "$0")/spiral"
 reprise() { ../../.venv/bin/reprise "$@"; }

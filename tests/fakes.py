@@ -38,6 +38,7 @@ class FakeBackend(Backend):
     behaviour: Behaviour | None = None
     images: set[str] = field(default_factory=set)
     vanish_on_wait: bool = False
+    start_error: str | None = None  # what the engine says when the job cannot start
     engine_errors_on_wait: int = 0
     host: dict[str, Any] = field(
         default_factory=lambda: {
@@ -84,6 +85,8 @@ class FakeBackend(Backend):
         return iter(fake.output)
 
     def start(self, job: str) -> None:
+        if self.start_error:
+            raise EngineError(f"could not start container {job[:12]}: {self.start_error}")
         fake = self._job(job)
         fake.phase = "ended"
         if fake.behaviour is not None:

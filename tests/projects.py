@@ -39,12 +39,27 @@ def init_repo(root: Path) -> str:
     return commit_all(root, "init")
 
 
-def lock(root: Path) -> None:
-    subprocess.run(
-        [str(uv_binary()), "lock", "--offline", "--quiet", "--project", str(root)],
-        check=True,
-        capture_output=True,
-    )
+SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def lock(root: Path, *, offline: bool = True) -> None:
+    """`uv lock` (with the package index, through the host's trust store, unless offline)."""
+    args = [str(uv_binary()), "lock", "--quiet", "--project", str(root)]
+    env = dict(os.environ)
+    if offline:
+        args.append("--offline")
+    elif "SSL_CERT_FILE" not in env and Path(SYSTEM_CA).is_file():
+        env["SSL_CERT_FILE"] = SYSTEM_CA
+    done = subprocess.run(args, capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def write_tree(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
 
 
 def tiny_project(root: Path, *, name: str = "tiny", extra_tool: str = "") -> Path:

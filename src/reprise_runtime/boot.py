@@ -144,6 +144,49 @@ def describe() -> dict[str, Any]:
     return info
 
 
+PROJECT_LINKS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "reprise-project.json")
+
+
+def link_project(path: str = PROJECT_LINKS) -> None:
+    """Put the project's own packages on sys.path, as an editable install's .pth would: the
+    import roots (src/ or flat) of the code at the commit, those that exist, at the end."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            roots = json.load(fh).get("import_roots") or []
+    except FileNotFoundError:
+        return
+    for root in roots:
+        if isinstance(root, str) and os.path.isdir(root) and root not in sys.path:
+            sys.path.append(root)
+
+
+CONFIG_READ_MARKER = "config-read"
+
+
+def watch_config(config: str, marker: str) -> None:
+    """Note (once, in ``marker``) that a Python process of the job opened the run's config:
+    an audit hook sees every open() and os.open() of the process."""
+    target = os.path.realpath(config)
+    done: list[bool] = []
+
+    def hook(event: str, args: tuple[object, ...]) -> None:
+        if done or event != "open" or not args:
+            return
+        path = args[0]
+        if not isinstance(path, (str, bytes, os.PathLike)):
+            return
+        try:
+            if os.path.realpath(os.fsdecode(path)) != target:
+                return
+            done.append(True)
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            os.close(fd)
+        except OSError:
+            return  # already noted by another process, or nowhere to note it
+
+    sys.addaudithook(hook)
+
+
 def apply(environ: os._Environ[str] | dict[str, str] = os.environ) -> None:
     seed_text = environ.get("REPRISE_SEED")
     if seed_text:
@@ -163,8 +206,17 @@ def apply(environ: os._Environ[str] | dict[str, str] = os.environ) -> None:
         sys.meta_path.insert(0, _AfterImport(hooks))
     if environ.get("REPRISE_RUNTIME_RECORD"):
         atexit.register(_record)
+    record = environ.get("REPRISE_RUNTIME_RECORD")
+    if environ.get("REPRISE_CONFIG") and record:
+        watch_config(
+            environ["REPRISE_CONFIG"], os.path.join(os.path.dirname(record), CONFIG_READ_MARKER)
+        )
 
 
+try:
+    link_project()
+except Exception as exc:  # noqa: BLE001 - never break the user's program
+    _warn("the project's packages could not be put on sys.path", exc)
 try:
     apply()
 except Exception as exc:  # noqa: BLE001 - never break the user's program

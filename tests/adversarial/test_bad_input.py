@@ -75,7 +75,7 @@ def test_a_config_seed_out_of_range_and_an_unterminated_command(
     code, err = _run(example, host, "seed=4294967296")
     assert code == 2 and "config key 'seed' must be an integer from 0 to 4294967295" in err, err
     code, err = _run(example, host, env={"REPRISE_COMMAND": 'python "train.py'})
-    assert code == 2 and "cannot be split into words: No closing quotation" in err, err
+    assert code == 4 and "cannot be split into words: No closing quotation" in err, err
     _no_run_dir(host)
 
 

@@ -153,7 +153,7 @@ def test_dirty_tree_refused_then_run_with_patch(
         result = CliRunner().invoke(
             cli, ["--project", str(example), "run", "--", "python", "fail.py"]
         )
-        assert result.exit_code == 2 and "uncommitted changes" in result.stderr
+        assert result.exit_code == 4 and "uncommitted changes" in result.stderr
         project = load_project(example)
         run_dir, record = run_example(
             project,

@@ -73,7 +73,7 @@ def test_dataset_is_mounted_read_only_hashed_and_checked(
         assert "the data differs from the run's: train:" in refused.stderr
         assert "--allow-data-change" in refused.stderr
         anyway = _cli(data_project, "reproduce", record["run_id"], "--allow-data-change", "--json")
-        assert anyway.exit_code == 1
+        assert anyway.exit_code == 5  # diverged
         verdict = json.loads(anyway.stdout)
         assert verdict["data_changed"] == ["train"]
         assert verdict["files"]["changed"] == ["outputs/sum.txt"]
@@ -88,7 +88,7 @@ def test_missing_dataset_path_is_a_clear_error(data_project: Path) -> None:
     dataset.rename(dataset.with_name("moved"))
     try:
         result = _cli(data_project, "run")
-        assert result.exit_code == 2
+        assert result.exit_code == 4  # the project's settings name a path that is not there
         assert "dataset 'train':" in result.stderr and "does not exist" in result.stderr
         assert sorted((data_project / "runs").rglob("run.json")) == runs_before
     finally:
@@ -124,19 +124,28 @@ def test_gc_lists_then_removes_only_unreferenced_project_images(
     import io
     import tarfile
 
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as tar:
-        data = f"FROM {base_image}\nLABEL org.reprise.project=spiral org.reprise.test=gc\n".encode()
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    context.seek(0)
-    orphan = engine.build(context, cleanup.image("reprise/spiral:gc-orphan"))
+    def build(labels: str, tag: str) -> str:
+        context = io.BytesIO()
+        with tarfile.open(fileobj=context, mode="w") as tar:
+            data = f"FROM {base_image}\nLABEL {labels}\n".encode()
+            info = tarfile.TarInfo("Dockerfile")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        context.seek(0)
+        return engine.build(context, cleanup.image(tag))
+
+    orphan = build("org.reprise.project=spiral org.reprise.test=gc", "reprise/spiral:gc-orphan")
+    # What a build leaves of its build stage (the builder's cache), labelled by reprise.
+    stage = build("org.reprise.project=spiral org.reprise.stage=build", "reprise-test/stage:gc")
     dry = _cli(example, "gc", "--json")
     assert dry.exit_code == 0, dry.stderr
     listed = json.loads(dry.stdout)
     ids = [i["id"] for i in listed["images"]]
     assert orphan in ids and image.image_id not in ids and listed["removed"] is False
+    kinds = {i["id"]: i["kind"] for i in listed["images"]}
+    assert kinds[orphan] == "image" and kinds[stage] == "build stage"
+    human = _cli(example, "gc")
+    assert f"would remove build stage {stage}" in human.stdout
     assert engine.image_attrs(orphan) is not None
     done = _cli(example, "gc", "--yes", "--json")
     assert done.exit_code == 0

@@ -55,7 +55,11 @@ def _wait_for(predicate: Any, timeout: float = 60.0, what: str = "condition") ->
 def _newest_run(example: Path, after: set[str]) -> Path | None:
     runs = example / "runs" / "spiral"
     fresh = (
-        sorted(p for p in runs.iterdir() if p.is_dir() and p.name not in after)
+        sorted(
+            p
+            for p in runs.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and p.name not in after
+        )
         if runs.is_dir()
         else []
     )
@@ -234,6 +238,8 @@ def test_secret_values_never_reach_records_cards_or_bundles(
     host = {"API_TOKEN": "tok-4f9a1c7e", "CUSTOM_THING": "cust-0b2d8e55", "PLAIN": "visible-value"}
     show = (
         "import os\nfor n in ('API_TOKEN', 'CUSTOM_THING', 'PLAIN'):\n    print(n, os.environ[n])\n"
+        "os.makedirs(os.environ['REPRISE_OUTPUTS'], exist_ok=True)\n"
+        "open(os.environ['REPRISE_OUTPUTS'] + '/plain.txt', 'w').write(os.environ['PLAIN'])\n"
     )
     result = reprise(
         example,

@@ -68,13 +68,13 @@ def test_wall_clock_output_diverges_naming_only_that_file(
 ) -> None:
     run_dir, _ = run_example(project, engine, image, command=["python", "clock.py"])
     result = _cli(example, "reproduce", run_dir.name, "--json")
-    assert result.exit_code == 1, result.stderr
+    assert result.exit_code == 5, result.stderr  # diverged
     verdict = json.loads(result.stdout)
     assert verdict["verdict"] == "diverged"
     assert verdict["files"]["changed"] == ["outputs/time.txt"]
     assert verdict["files"]["missing"] == [] and verdict["files"]["extra"] == []
     human = _cli(example, "reproduce", run_dir.name)
-    assert human.exit_code == 1
+    assert human.exit_code == 5
     assert "verdict  diverged" in human.stdout and "outputs/time.txt" in human.stdout
     assert "fixed.txt" not in human.stdout
 
@@ -84,7 +84,7 @@ def test_metrics_report_names_the_first_step_and_key(
 ) -> None:
     run_dir, _ = run_example(project, engine, image, command=["python", "drift.py"])
     result = _cli(example, "reproduce", run_dir.name, "--json")
-    assert result.exit_code == 1
+    assert result.exit_code == 5
     verdict = json.loads(result.stdout)
     report = verdict["reports"]["logs/metrics.jsonl"]
     assert report["step"] == 5 and report["key"] == "loss" and report["line"] == 5
@@ -188,7 +188,7 @@ def test_junit_one_case_per_run_and_diff(
     b, _ = run_example(project, engine, image, command=["python", "clock.py"])
     junit = tmp_path / "junit.xml"
     result = _cli(example, "reproduce", a.name, b.name, "--junit", str(junit))
-    assert result.exit_code == 1  # one diverged
+    assert result.exit_code == 5  # one diverged
     root = ET.parse(junit).getroot()
     cases = root.findall("testcase")
     assert [c.get("name") for c in cases] == [a.name, b.name]
@@ -199,7 +199,7 @@ def test_junit_one_case_per_run_and_diff(
     assert same.exit_code == 0 and json.loads(same.stdout)["outputs"]["identical"] is True
     other, _ = run_example(project, engine, image, overrides=("train.epochs=10",), seed=77)
     differ = _cli(example, "diff", a.name, other.name, "--json")
-    assert differ.exit_code == 1
+    assert differ.exit_code == 5
     data: dict[str, Any] = json.loads(differ.stdout)
     assert {"key": "seed", "a": 1234, "b": 77, "only_in": None} in data["inputs"]["config"]
     assert "checkpoints/final.pt" in data["outputs"]["changed"]

@@ -5,12 +5,13 @@ directory."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from reprise.core.errors import EXIT_INTERRUPTED, RepriseError
+from reprise.core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, RepriseError
 
 if TYPE_CHECKING:
     from reprise.edges.project import Project
@@ -29,7 +30,9 @@ def emit_json(data: Any, *, compact: bool = False) -> None:
 
 
 class Group(click.Group):
-    """Turns reprise's own errors into one message on stderr and their exit code."""
+    """Turns reprise's own errors into one message on stderr and their exit code; anything
+    else is a bug of reprise's: one paragraph and exit 70 (REPRISE_DEBUG=1 shows the
+    traceback)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -40,6 +43,17 @@ class Group(click.Group):
         except KeyboardInterrupt:
             click.echo("reprise: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("REPRISE_DEBUG") == "1":
+                raise
+            click.echo(
+                f"error: internal error of reprise: {type(exc).__name__}: {exc}\n"
+                "  hint: this is a bug; rerun with REPRISE_DEBUG=1 to see where, and report it",
+                err=True,
+            )
+            ctx.exit(EXIT_INTERNAL)
 
 
 class DashDashCommand(click.Command):

@@ -157,7 +157,9 @@ def gc(ctx: click.Context, yes: bool, as_json: bool, runs_dir: str | None) -> No
     for container in result["containers"]:
         click.echo(f"{verb} stopped container {container[:12]} (its run is finished)")
     for image in result["images"]:
-        click.echo(f"{verb} {image['id']} {' '.join(image['tags'])} ({image['size']} bytes)")
+        what = "build stage" if image.get("kind") == "build stage" else "image"
+        tags = f" {' '.join(image['tags'])}" if image["tags"] else ""
+        click.echo(f"{verb} {what} {image['id']}{tags} ({image['size']} bytes)")
     click.echo(
         f"{len(result['images'])} images, {result['bytes']} bytes {verb}"
         + ("" if yes else " (pass --yes to remove)")

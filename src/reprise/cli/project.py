@@ -11,21 +11,38 @@ from reprise.cli.common import RUNS_DIR_OPTION, maybe_project, runs_dir_of
 
 
 @click.command()
-@click.option("--force", is_flag=True, help="Replace an existing [tool.reprise] section.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing [tool.reprise] section (and its sub-tables) with a fresh one.",
+)
 @click.pass_context
 def init(ctx: click.Context, force: bool) -> None:
-    """Add a commented [tool.reprise] section to pyproject.toml.
+    """Add a commented [tool.reprise] section to pyproject.toml, and runs/ to .gitignore.
+
+    The command is found, in order: the first [project.scripts] entry, train.py or main.py,
+    a Hydra app (conf/config.yaml and a .py file that imports hydra); else the section holds
+    a TODO. config is set only when config.yaml (or .yml) exists. Every other byte of both
+    files is kept, line endings included. Prints the file's path, then the commands to type
+    next; says on stderr what it found.
 
     \b
     Example:
-      reprise init && git add pyproject.toml && git commit -m "reprise settings"
+      reprise init
+      git add pyproject.toml .gitignore && git commit -m "reprise settings"
     """
-    from reprise.commands.init import init_project
-    from reprise.edges.project import find_root
+    from reprise.cli.common import say
+    from reprise.commands.init import init_project, init_root
 
-    root = Path(ctx.obj["project_dir"]) if ctx.obj["project_dir"] else find_root(Path.cwd())
-    path = init_project(root, force=force)
-    click.echo(str(path))
+    cwd = Path.cwd()
+    root = Path(ctx.obj["project_dir"]) if ctx.obj["project_dir"] else init_root(cwd)
+    result = init_project(root, force=force, cwd=cwd)
+    for note in result.notes:
+        say(note)
+    click.echo(str(result.path))
+    click.echo("next steps:")
+    for step in result.next_steps:
+        click.echo(f"  {step}")
 
 
 @click.group()

@@ -76,8 +76,8 @@ def reproduce(
     """Rerun past runs from their records and prove the outputs bit-for-bit identical.
 
     RUN is a run id, a unique prefix of one, a run directory, or a bundle file (imported
-    first). Exit codes: 0 identical,
-    1 diverged, 2 bad input, 3 could not reproduce (image unavailable, --strict mismatch).
+    first). Exit codes: 0 identical, 5 diverged, 6 nothing compared (the run has no output),
+    2 bad input, 3 could not reproduce (image unavailable, --strict mismatch), 4 project.
 
     \b
     Examples:
@@ -130,8 +130,14 @@ def _report_verdict(verdict: Any) -> None:
     click.echo(
         "target   " + ("guarantee holds" if not voids else "; ".join(d.describe() for d in voids))
     )
+    volatile = list(verdict.files.volatile) if verdict.files else []
+    if volatile:
+        shown = ", ".join(volatile[:5]) + (" ..." if len(volatile) > 5 else "")
+        click.echo(f"volatile {len(volatile)} files recorded, not compared: {shown}")
     if verdict.verdict == "identical":
         click.echo(f"verdict  identical ({verdict.files.to_dict()['same']} files bit-for-bit)")
+    elif verdict.verdict == "nothing-compared":
+        click.echo("verdict  nothing compared: the run produced no output to prove identical")
     elif verdict.verdict == "diverged":
         click.echo("verdict  diverged")
         for line in verdict.details:
@@ -149,7 +155,8 @@ def _report_verdict(verdict: Any) -> None:
 def diff(ctx: click.Context, run_a: str, run_b: str, as_json: bool, runs_dir: str | None) -> None:
     """Compare two runs: outputs (as reproduce does), config, image, code, seed, environment.
 
-    Exit code 0 when the outputs are identical, 1 when they differ.
+    Exit code 0 when the outputs are identical, 5 when they differ, 6 when neither run has
+    an output to compare.
 
     \b
     Examples:
@@ -165,4 +172,5 @@ def diff(ctx: click.Context, run_a: str, run_b: str, as_json: bool, runs_dir: st
     else:
         for line in result["summary"]:
             click.echo(line)
-    ctx.exit(0 if result["outputs"]["identical"] else 1)
+    outputs = result["outputs"]
+    ctx.exit(0 if outputs["identical"] else 6 if outputs["nothing_compared"] else 5)

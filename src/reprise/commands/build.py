@@ -12,21 +12,25 @@ from pathlib import Path
 from typing import Any
 
 from reprise import __version__
+from reprise.core import keys
 from reprise.core.errors import ProjectError, SettingsError
 from reprise.core.image import (
     BasePython,
     ImageInputs,
     ImagePlan,
     context_files,
+    dependency_section,
     image_env,
     plan_image,
     runtime_hash,
     sha256,
+    torch_base_mismatch,
     write_tar,
 )
 from reprise.core.names import parse_image_ref
 from reprise.core.progress import Say
 from reprise.core.templating import template_text
+from reprise.core.workspace import Member, link_files, linked, parse_lock
 from reprise.edges.docker import Engine
 from reprise.edges.project import Project, cache_dir, read_lock, uv_binary, uv_version
 from reprise.edges.runstore import atomic_write, file_lock
@@ -79,6 +83,13 @@ def resolve_base(engine: Engine, ref: str, say: Say) -> str:
         return str(repo_digests[0])
     say(f'base image {ref} -> {repo}@{digest}; pin it as base-image = "{repo}@{digest}"')
     return f"{repo}@{digest}"
+
+
+def base_env(engine: Engine, base_digest_ref: str) -> dict[str, str]:
+    """The base image's environment (when the engine has it; empty otherwise)."""
+    attrs = engine.image_attrs(base_digest_ref) or {}
+    items = (attrs.get("Config") or {}).get("Env") or []
+    return dict(str(item).partition("=")[::2] for item in items)
 
 
 def ensure_local(engine: Engine, ref: str, say: Say) -> None:
@@ -149,20 +160,45 @@ def prepare(
             key="wheelhouse",
             value=str(settings.wheelhouse),
         )
+    if project.ignored_lock is not None:
+        say(
+            f"warning: {project.ignored_lock} is ignored: uv uses the workspace's lock, "
+            f"{project.lock_path} (delete the member's own uv.lock)"
+        )
     base_digest_ref = resolve_base(engine, settings.base_image, say)
     python = probe_python(engine, base_digest_ref, project.requires_python, say)
+    locked = parse_lock(lock)
+    mismatch = torch_base_mismatch(locked, base_env(engine, base_digest_ref))
+    if mismatch:
+        say(f"warning: {mismatch}")
+    members = project.members or (Member(settings.project_name, "", project.code_pyproject),)
     inputs = ImageInputs(
         project_name=settings.project_name,
         base_ref=settings.base_image,
         base_digest_ref=base_digest_ref,
         python=python,
-        pyproject=project.pyproject,
-        pyproject_bytes=project.pyproject_bytes,
+        pyproject=project.code_pyproject,
+        pyproject_bytes=project.code_pyproject_bytes,
         lock=lock,
         runtime_files=runtime_files(),
         uv_version=uv_version(),
         ca_bundle=settings.ca_bundle is not None,
         wheelhouse=str(settings.wheelhouse) if settings.wheelhouse else None,
+        member_pyprojects={
+            m.rel: (project.code_root / m.rel / "pyproject.toml").read_bytes()
+            for m in project.members
+            if m.rel
+        },
+        member_sections={m.rel: dependency_section(m.pyproject) for m in project.members if m.rel},
+        sync=project.sync,
+        links=link_files(
+            members,
+            linked(
+                locked, project.package or (None if project.workspace else settings.project_name)
+            ),
+            python=f"{keys.CONTAINER_VENV}/bin/python",
+            code_dir=keys.CONTAINER_CODE,
+        ),
     )
     template = template_text("Dockerfile.j2")
     cache = cache_dir() / "plans" / f"{plan_key(inputs, template)}.json"
@@ -192,6 +228,9 @@ def plan_key(inputs: ImageInputs, template: str) -> str:
         "ca_bundle": inputs.ca_bundle,
         "wheelhouse": inputs.wheelhouse,
         "project": inputs.project_name,
+        "members": {rel: sha256(data) for rel, data in sorted(inputs.member_pyprojects.items())},
+        "sync": inputs.sync.flags(),
+        "links": runtime_hash(inputs.links),
     }
     return sha256(json.dumps(parts, sort_keys=True).encode()).split(":")[1]
 
@@ -283,6 +322,7 @@ def image_record(result: BuildResult) -> dict[str, Any]:
         "python": result.inputs.python.version,
         "repo_digest": None,
         "source": "built" if result.built else "local",
+        "sync": result.inputs.sync.to_record(),
     }
 
 

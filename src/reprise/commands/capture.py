@@ -129,7 +129,6 @@ def capture(
     warnings = []
     if log.planted:
         warnings.append(f"{keys.RUN_LOG} was {log.planted} made by the job: removed, not followed")
-        say(f"warning: {warnings[-1]}")
     skip = log.skip
     try:
         for raw in stream if stream is not None else backend.logs(job, follow=follow):

@@ -37,7 +37,7 @@ def _config(run_dir: Path) -> dict[str, Any]:
 def compare_runs(a_dir: Path, b_dir: Path, backend: Backend | None) -> dict[str, Any]:
     a, b = read_record(a_dir), read_record(b_dir)
     ma, mb = load_manifest(a_dir), load_manifest(b_dir)
-    diff = compare_manifests(ma, mb)
+    diff = compare_manifests(ma, mb, a.get("volatile") or ())
     image_id = (
         a["image"]["id"] if backend is not None and backend.has_image(a["image"]["id"]) else None
     )
@@ -69,7 +69,13 @@ def compare_runs(a_dir: Path, b_dir: Path, backend: Backend | None) -> dict[str,
         "host": _section(a, b, "host"),
     }
     summary = [f"a        {a['run_id']}", f"b        {b['run_id']}"]
-    summary.append("outputs  identical" if diff.identical else "outputs  differ")
+    summary.append(
+        "outputs  identical"
+        if diff.identical
+        else "outputs  none to compare"
+        if diff.nothing_compared
+        else "outputs  differ"
+    )
     summary += [f"  - {line}" for line in details]
     for name, changes in inputs.items():
         for c in changes:

@@ -10,25 +10,35 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from reprise.commands.card import write_card
+from reprise.commands.inputs import HYDRA_COMPOSED
 from reprise.core import keys
 from reprise.core.errors import EngineError, RepriseError, StorageError
+from reprise.core.failures import explain as explain_failure
 from reprise.core.image import sha256
 from reprise.core.progress import Say, quiet
 from reprise.core.record import FINAL_STATES, load_json
 from reprise.edges.hashing import manifest_of_run
-from reprise.edges.runfiles import PlantedFileError, chown_tree, read_regular, read_tail
+from reprise.edges.runfiles import (
+    PlantedFileError,
+    chown_tree,
+    read_regular,
+    read_tail,
+    read_text_or_none,
+)
 from reprise.edges.runstore import atomic_write, file_lock, read_record, write_record
 from reprise.execution.backend import Backend, JobExit
 
 LOG_TAIL_LINES = 40
 RUNTIME_LIMIT = 4 << 20
 RUNTIME_RECORD = f"{keys.RUN_RUNTIME_DIR}/runtime.json"
+CONFIG_READ = f"{keys.RUN_RUNTIME_DIR}/config-read"  # made by the runtime's audit hook
 
 
 @contextlib.contextmanager
@@ -73,16 +83,42 @@ def runtime_record(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
     return value, None
 
 
+def config_outcome(run_dir: Path, record: dict[str, Any], notes: list[str]) -> None:
+    """What config the job actually used: Hydra's composed config becomes the run's
+    config.yaml (and its hash); for a config file, whether a Python process opened it."""
+    config = record["config"]
+    if config.get("delivery") == "hydra":
+        composed = read_text_or_none(run_dir, HYDRA_COMPOSED, 16 << 20)
+        config["composed"] = composed is not None
+        if composed is None:
+            notes.append(f"Hydra wrote no {HYDRA_COMPOSED}: the config the job used is not known")
+            return
+        atomic_write(run_dir / keys.RUN_CONFIG, composed, durable=False)
+        config["hash"] = sha256(composed.encode())
+        return
+    if config.get("delivery", "file") != "file":
+        return
+    try:
+        marker = read_regular(run_dir, CONFIG_READ, 1024)
+    except OSError:
+        marker = None
+    config["read"] = marker is not None
+    if marker is None and config.get("overrides"):
+        notes.append(
+            "overrides were given, but no Python process of the job opened $REPRISE_CONFIG: "
+            f"they did not reach it ({', '.join(config['overrides'])}); "
+            'a Hydra app takes them with config-delivery = "hydra"'
+        )
+
+
 def failed_text(record: dict[str, Any], tail: str) -> str:
-    """FAILED: status, exit code, a reason line that is never empty, the log's last lines."""
-    reason = record.get("reason") or (
-        f"the job exited with code {record['exit_code']}"
-        if record.get("exit_code") is not None
-        else "no reason was given"
-    )
+    """FAILED: status, exit code, the reason (never empty), a hint for known causes, the
+    log's last lines."""
+    hint = f"hint: {record['hint']}\n" if record.get("hint") else ""
     lines = "\n".join(tail.splitlines()[-LOG_TAIL_LINES:])
     return (
-        f"status: {record['status']}\nexit code: {record.get('exit_code')}\nreason: {reason}\n\n"
+        f"status: {record['status']}\nexit code: {record.get('exit_code')}\n"
+        f"reason: {record['reason']}\n{hint}\n"
         f"--- last lines of {keys.RUN_LOG} ---\n{lines}\n"
     )
 
@@ -103,6 +139,7 @@ def _complete(
         (now - datetime.fromisoformat(started.replace("Z", "+00:00"))).total_seconds(), 3
     )
     notes = list(record.get("warnings") or []) + list(warnings)
+    config_outcome(run_dir, record, notes)
     record["runtime"], note = runtime_record(run_dir)
     if note:
         notes.append(note)
@@ -128,6 +165,8 @@ def _complete(
         record["warnings"] = list(dict.fromkeys(notes))
     if status != "succeeded":
         tail = read_tail(run_dir, keys.RUN_LOG, 64 << 10)
+        failure = explain_failure(tail, exit_code, record.get("reason"))
+        record["reason"], record["hint"] = failure.reason, failure.hint
         atomic_write(run_dir / keys.RUN_FAILED, failed_text(record, tail), durable=False)
     write_record(run_dir, record)
 
@@ -153,9 +192,10 @@ def finalize(
             with contextlib.suppress(EngineError):
                 backend.collect(str(job), run_dir)
         if os.getuid() == 0:
-            for sub in keys.RUN_WRITABLE_DIRS:
+            for sub in keys.RUN_JOB_DIRS:
                 with contextlib.suppress(FileNotFoundError):
                     chown_tree(run_dir / sub, 0, 0)
+        shutil.rmtree(run_dir / keys.RUN_OVERLAY_DIR, ignore_errors=True)  # the kernel's scratch
         record["reason"] = reason
         with storage_errors(
             f"finishing the record of run {record['run_id']}",
@@ -163,6 +203,8 @@ def finalize(
             f"{record['run_id']}`) to finish it; the previous run.json is intact",
         ):
             _complete(run_dir, record, status, exit_code, warnings)
+    for note in record.get("warnings") or []:
+        say(f"warning: {note}")
     if backend is not None and job:
         with contextlib.suppress(EngineError):
             backend.remove(str(job))

@@ -14,23 +14,32 @@ from reprise.edges.runindex import all_summaries
 from reprise.edges.runstore import read_record
 from reprise.execution.backend import Backend
 
+STAGE_LABEL = "org.reprise.stage"
+
 
 @dataclass(frozen=True)
 class Unreferenced:
     id: str
     tags: list[str]
     size: int
+    kind: str = "image"  # "image" (a run's image no run records) or "build stage" (its cache)
 
 
 def unreferenced_images(engine: Engine, runs_dir: Path, project: str) -> list[Unreferenced]:
-    """Images labelled with ``project`` whose id no run under ``runs_dir`` records."""
+    """Images labelled with ``project`` whose id no run under ``runs_dir`` records: images no
+    run uses any more, and the build stages reprise's builds left behind (their cache)."""
     referenced = {s.get("image_id") for s in all_summaries(runs_dir)}
     found = [
-        Unreferenced(str(i["Id"]), sorted(i.get("RepoTags") or []), int(i.get("Size") or 0))
+        Unreferenced(
+            str(i["Id"]),
+            sorted(t for t in i.get("RepoTags") or [] if t != "<none>:<none>"),
+            int(i.get("Size") or 0),
+            "build stage" if (i.get("Labels") or {}).get(STAGE_LABEL) == "build" else "image",
+        )
         for i in engine.images_with_label(f"{keys.LABEL_PROJECT}={project}")
         if i["Id"] not in referenced
     ]
-    return sorted(found, key=lambda i: i.id)
+    return sorted(found, key=lambda i: (i.kind, i.id))
 
 
 def stale_containers(backend: Backend) -> list[str]:

@@ -4,6 +4,7 @@ the seed, the code at its commit, the datasets, the threads; and the record it s
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +23,21 @@ from reprise.core.config import (
 from reprise.core.envvars import RunEnv
 from reprise.core.errors import ConfigError
 from reprise.core.resources import Resources
+from reprise.core.settings import Settings
+from reprise.core.workspace import LockedPackage, parse_lock
 from reprise.edges.datasets import Dataset, hash_datasets
 from reprise.edges.git import CodeState, code_state, require_clean
 from reprise.edges.project import Project
 from reprise.edges.runstore import check_runs_dir, utc_now
 
 MAX_SEED = 2**32 - 1
+# Hydra apps: the run directory Hydra writes (.hydra/, its log) at a fixed place in the
+# outputs, so that two runs name the same files; its log is timestamped, so not compared.
+HYDRA_RUN_DIR = f"{keys.CONTAINER_OUTPUTS}/hydra"
+HYDRA_COMPOSED = "outputs/hydra/.hydra/config.yaml"
+HYDRA_VOLATILE = ("outputs/hydra/*.log",)
+HYDRA_PLACEHOLDER = f"# composed by Hydra when the job starts: {HYDRA_COMPOSED}\n"
+HYDRA_OVERRIDE = re.compile(r"(?:\+\+|\+|~)?[A-Za-z_][\w.\-/@]*(?:=.*)?", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,9 @@ class RunInputs:
     reproduces: str | None = None
     data: Mapping[str, Dataset] = field(default_factory=dict)
     card_template: Path | None = None
+    workdir: str = ""  # the project's folder within the code (a workspace member's)
+    delivery: str = "file"  # how the config reaches the job: file, hydra, none
+    volatile: tuple[str, ...] = ()  # output paths recorded but not compared
 
 
 def check_seed(value: object, source: str) -> int:
@@ -78,6 +91,53 @@ def resolve_seed(config: dict[str, Any], flag: int | None) -> tuple[int, str, di
     return secrets.randbelow(2**31), "generated", config
 
 
+def config_delivery(settings: Settings, lock: Mapping[str, LockedPackage]) -> str:
+    """How the config reaches the job: the setting, else a reprise config file when one is
+    set, else Hydra's own composition when hydra-core is in the lock, else no config."""
+    if settings.config_delivery:
+        return settings.config_delivery
+    if settings.config is not None:
+        return "file"
+    return "hydra" if "hydra-core" in lock else "none"
+
+
+def _file_config(
+    settings: Settings, overrides: Sequence[str], seed: int | None
+) -> tuple[str, int, str]:
+    """(frozen YAML, seed, where the seed came from) of a reprise config file + overrides."""
+    config: dict[str, Any] = {}
+    if settings.config is not None:
+        try:
+            text = settings.config.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(
+                f"config file {settings.config} does not exist (resolved against {settings.root})",
+                hint="create it, or change [tool.reprise] config",
+            ) from None
+        config = load_config_text(text, source=str(settings.config))
+    elif overrides:
+        raise ConfigError(
+            "overrides were given, but this project has no config to apply them to",
+            hint="set [tool.reprise] config to a YAML file (its path reaches the job as "
+            "$REPRISE_CONFIG), or make it a Hydra app (hydra-core in uv.lock)",
+        )
+    config = apply_overrides(config, [parse_override(o) for o in overrides])
+    seed_value, seed_source, config = resolve_seed(config, seed)
+    return dump_config(config), seed_value, seed_source
+
+
+def hydra_arguments(overrides: Sequence[str]) -> list[str]:
+    """The overrides as Hydra takes them (checked for its grammar's shape; Hydra checks the
+    keys), and its run directory at a fixed place in the run's outputs."""
+    for override in overrides:
+        if not HYDRA_OVERRIDE.fullmatch(override):
+            raise ConfigError(
+                f"override {override!r} is not in Hydra's grammar",
+                hint="write key=value, +key=value, ++key=value or ~key (e.g. optim.lr=0.5)",
+            )
+    return [*overrides, f"hydra.run.dir={HYDRA_RUN_DIR}"]
+
+
 def prepare_run(
     project: Project,
     *,
@@ -89,24 +149,22 @@ def prepare_run(
     threads: int | None,
     env: RunEnv | None = None,
     resources: Resources | None = None,
+    lock: bytes | None = None,
 ) -> RunInputs:
     settings = project.settings
     check_runs_dir(settings.runs_dir)
-    if settings.config is not None:
-        try:
-            text = settings.config.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(
-                f"config file {settings.config} does not exist",
-                hint="create it, or change [tool.reprise] config",
-            ) from None
-        config = load_config_text(text, source=str(settings.config))
+    locked = parse_lock(lock if lock is not None else project.lock_path.read_bytes())
+    delivery = config_delivery(settings, locked)
+    run_command = tuple(command) if command else settings.command
+    volatile = settings.volatile
+    if delivery == "hydra":
+        run_command = (*run_command, *hydra_arguments(overrides))
+        config_text, seed_source = HYDRA_PLACEHOLDER, "flag" if seed is not None else "generated"
+        seed_value = resolve_seed({}, seed)[0]
+        volatile = (*volatile, *HYDRA_VOLATILE)
     else:
-        config = {}
-    parsed = [parse_override(o) for o in overrides]
-    config = apply_overrides(config, parsed)
-    seed_value, seed_source, config = resolve_seed(config, seed)
-    state = code_state(project.root, exclude=(settings.runs_dir,))
+        config_text, seed_value, seed_source = _file_config(settings, overrides, seed)
+    state = code_state(project.code_root, exclude=(settings.runs_dir,))
     require_clean(state, allow_dirty=allow_dirty)
     data = hash_datasets(settings.data)
     n_threads = threads or settings.threads or os.cpu_count() or 1
@@ -114,9 +172,11 @@ def prepare_run(
         runs_dir=settings.runs_dir,
         project_name=settings.project_name,
         experiment=settings.experiment,
-        command=tuple(command) if command else settings.command,
-        config_text=dump_config(config),
-        config_source=_relative(settings.config, project.root) if settings.config else None,
+        command=run_command,
+        config_text=config_text,
+        config_source="hydra"
+        if delivery == "hydra"
+        else (_relative(settings.config, project.root) if settings.config else None),
         overrides=tuple(overrides),
         seed=seed_value,
         seed_source=seed_source,
@@ -125,6 +185,9 @@ def prepare_run(
         gpus=gpus if gpus is not None else settings.gpus,
         data=data,
         card_template=settings.card_template,
+        workdir=project.workdir,
+        delivery=delivery,
+        volatile=volatile,
         env=env or RunEnv(),
         resources=resources or Resources(),
     )
@@ -158,6 +221,8 @@ def run_environment(inputs: RunInputs, run_id: str) -> dict[str, str]:
     }
     for name in keys.THREAD_ENV_VARS:
         env[name] = str(inputs.threads)
+    if inputs.delivery != "file":  # no reprise config: Hydra composes its own, or there is none
+        del env[keys.ENV_CONFIG]
     return dict(sorted(env.items()))
 
 
@@ -187,12 +252,15 @@ def initial_record(inputs: RunInputs, image: RunImage, run_id: str) -> dict[str,
             "dirty": code.dirty,
             "patch": keys.RUN_PATCH if code.dirty else None,
             "patch_hash": code.patch_hash,
+            "workdir": inputs.workdir,
         },
         "config": {
             "source": inputs.config_source,
+            "delivery": inputs.delivery,
             "overrides": list(inputs.overrides),
             "hash": config_hash(inputs.config_text),
         },
+        "volatile": list(inputs.volatile),
         "seed": inputs.seed,
         "seed_source": inputs.seed_source,
         "data": {name: d.to_record() for name, d in sorted(inputs.data.items())},

@@ -26,9 +26,10 @@ from reprise.core.divergence import TargetDifference, target_differences
 from reprise.core.envvars import RunEnv
 from reprise.core.errors import (
     EXIT_BAD_INPUT,
-    EXIT_JOB_FAILED,
+    EXIT_DIVERGED,
+    EXIT_NOTHING_COMPARED,
     DataChangedError,
-    ProjectError,
+    RecordError,
     RepriseError,
     TargetMismatchError,
     UsageError,
@@ -37,7 +38,7 @@ from reprise.core.image import sha256
 from reprise.core.manifest import compare_manifests
 from reprise.core.progress import Say
 from reprise.core.resources import Resources
-from reprise.core.settings import Settings
+from reprise.core.settings import Prepare, Settings
 from reprise.edges.datasets import Dataset, hash_datasets
 from reprise.edges.git import CodeState, export_code
 from reprise.edges.runstore import read_record, utc_now, write_record
@@ -68,7 +69,9 @@ def recorded_code(record: dict[str, Any], run_dir: Path, repo: Path | None) -> C
         patch_path = run_dir / keys.RUN_PATCH
         patch = record_file(run_dir, keys.RUN_PATCH)
         if sha256(patch) != code.get("patch_hash"):
-            raise ProjectError(f"{patch_path} does not match the hash recorded in run.json")
+            raise RecordError(
+                f"{patch_path} does not match the hash recorded in run.json", path=str(patch_path)
+            )
     return CodeState(
         root=repo or run_dir,
         commit=code["commit"],
@@ -85,7 +88,7 @@ def ensure_code(code: CodeState, runs_dir: Path, repo: Path | None) -> Path:
     if path.is_dir():
         return path
     if repo is None:
-        raise ProjectError(
+        raise UsageError(
             f"the code of commit {code.commit[:12]} is not cached and no git repository was given",
             hint="run reproduce inside the project's repository (or pass --project), or use a bundle",
         )
@@ -97,7 +100,7 @@ def rerun_inputs(record: dict[str, Any], run_dir: Path, code: CodeState) -> RunI
     config_raw = record_file(run_dir, keys.RUN_CONFIG)
     config_text = config_raw.decode("utf-8", "replace")
     if sha256(config_raw) != record["config"]["hash"]:
-        raise ProjectError(
+        raise RecordError(
             f"{run_dir / keys.RUN_CONFIG} was changed after the run (its hash differs from run.json)",
             hint="restore the frozen config; reprise will not rerun with a different one",
         )
@@ -117,6 +120,9 @@ def rerun_inputs(record: dict[str, Any], run_dir: Path, code: CodeState) -> RunI
         reproduces=record["run_id"],
         env=recorded_env(record, os.environ),
         resources=Resources.from_record(record.get("resources")),
+        workdir=record["code"].get("workdir") or "",
+        delivery=record["config"].get("delivery") or "file",
+        volatile=tuple(record.get("volatile") or ()),
     )
 
 
@@ -178,12 +184,23 @@ def _judge(
     verdict.rerun_id, verdict.rerun_dir = rerun["run_id"], str(rerun_dir)
     verdict.rerun_status, verdict.duration_s = rerun["status"], rerun.get("duration_s")
     original, again = load_manifest(run_dir), load_manifest(rerun_dir)
-    diff = compare_manifests(original, again)
+    diff = compare_manifests(original, again, record.get("volatile") or ())
     verdict.files = diff
-    if diff.identical and rerun["status"] == record["status"]:
+    same_status = rerun["status"] == record["status"]
+    if diff.identical and same_status:
         verdict.verdict, verdict.exit_code = "identical", 0
+    elif diff.nothing_compared and same_status:
+        verdict.verdict, verdict.exit_code = "nothing-compared", EXIT_NOTHING_COMPARED
+        verdict.details.append(
+            "the run produced no output to compare: nothing was proven identical"
+            + (
+                f" ({len(diff.volatile)} volatile files recorded, not compared)"
+                if diff.volatile
+                else ""
+            )
+        )
     else:
-        verdict.verdict, verdict.exit_code = "diverged", EXIT_JOB_FAILED
+        verdict.verdict, verdict.exit_code = "diverged", EXIT_DIVERGED
         kinds = ({e.path: e.kind for e in original.files}, {e.path: e.kind for e in again.files})
         verdict.reports, verdict.details = explain(
             backend, image_id, run_dir, rerun_dir, diff, kinds
@@ -213,13 +230,9 @@ def reproduce(
         run_id=record["run_id"], run_dir=str(run_dir), verdict="error", exit_code=EXIT_BAD_INPUT
     )
     current_host, verdict.target = _target(backend, record, options.strict, say)
-    data, verdict.data_changed = check_data(
-        record, options.data_paths, options.allow_data_change, say
-    )
+    unnamed_data(record, options)  # before anything is pulled or built
     code_path = ensure_code(code, run_dir.parent.parent, options.repo)
-    inputs = dataclasses.replace(
-        rerun_inputs(record, run_dir, code), data=data, card_template=options.card_template
-    )
+    inputs = rerun_inputs(record, run_dir, code)
     image = _image(backend, record, run_dir, code_path, options, say)
     verdict.image = {
         "id": image.id,
@@ -227,6 +240,9 @@ def reproduce(
         "recorded_id": record["image"]["id"],
     }
     say(f"image {image.id[:19]} ({image.record['source']})")
+    paths = {**prepared_paths(backend, record, inputs, image, options, say), **options.data_paths}
+    data, verdict.data_changed = check_data(record, paths, options.allow_data_change, say)
+    inputs = dataclasses.replace(inputs, data=data, card_template=options.card_template)
     rerun_dir = execute(backend, inputs, image, say=say, console=console)
     _judge(backend, verdict, record, run_dir, rerun_dir, image.id)
     _record_verdict(run_dir, rerun_dir, verdict, current_host)
@@ -235,21 +251,65 @@ def reproduce(
     return verdict
 
 
+def _prepare_of(record: dict[str, Any], options: ReproduceOptions, name: str) -> Prepare | None:
+    """The user's own prepare step for a recorded prepared dataset: only when the project's
+    settings name one that makes it, with the command the run recorded."""
+    recorded = ((record.get("data") or {}).get(name) or {}).get("prepared") or {}
+    prepare = options.settings.prepare if options.settings else None
+    if not recorded or prepare is None or prepare.data != name:
+        return None
+    return prepare if list(prepare.command) == recorded.get("command") else None
+
+
+def unnamed_data(record: dict[str, Any], options: ReproduceOptions) -> None:
+    """Refuse early a dataset the run read that no path here names (and no prepare step of
+    the user's project makes)."""
+    recorded = record.get("data") or {}
+    unnamed = [
+        n
+        for n in sorted(recorded)
+        if n not in options.data_paths and not _prepare_of(record, options, n)
+    ]
+    if unnamed:
+        shown = ", ".join(f"{n} (recorded at {recorded[n].get('path')!r})" for n in unnamed)
+        raise UsageError(
+            f"the run read dataset(s) {shown}, and no path here is named for them",
+            hint="name each: --data NAME=PATH (or reproduce inside the project, whose settings "
+            "name them or prepare them); reprise never reads a host path just because a record "
+            "names it",
+        )
+
+
+def prepared_paths(
+    backend: Backend,
+    record: dict[str, Any],
+    inputs: RunInputs,
+    image: RunImage,
+    options: ReproduceOptions,
+    say: Say,
+) -> dict[str, Path]:
+    """Where the user's prepare step put (or now puts) each prepared dataset the run read."""
+    from reprise.commands.prepare import ensure_prepared
+
+    out: dict[str, Path] = {}
+    for name in sorted(record.get("data") or {}):
+        prepare = _prepare_of(record, options, name)
+        if prepare is not None and name not in options.data_paths:
+            ca = options.settings.ca_bundle if options.settings else None
+            out[name] = ensure_prepared(backend, inputs, image, prepare, ca_bundle=ca, say=say).path
+    return out
+
+
 def check_data(
     record: dict[str, Any], paths: Mapping[str, Path], allow_change: bool, say: Say
 ) -> tuple[dict[str, Dataset], list[str]]:
     """Hash the datasets the run used, at the paths the user names (the project's settings or
     --data): a path recorded in run.json is never used as a host path by itself."""
     recorded: dict[str, Any] = record.get("data") or {}
-    unnamed = sorted(set(recorded) - set(paths))
-    if unnamed:
-        shown = ", ".join(f"{n} (recorded at {recorded[n].get('path')!r})" for n in unnamed)
-        raise UsageError(
-            f"the run read dataset(s) {shown}, and no path here is named for them",
-            hint="name each: --data NAME=PATH (or reproduce inside the project, whose settings name them); "
-            "reprise never reads a host path just because a record names it",
-        )
-    current = hash_datasets({name: paths[name] for name in recorded})
+    current = {
+        name: dataclasses.replace(found, prepared=recorded[name].get("prepared"))
+        for name, found in hash_datasets({name: paths[name] for name in recorded}).items()
+    }
     changes = [
         f"{name}: {recorded[name]['hash']} -> {current[name].hash}"
         for name in sorted(recorded)

@@ -9,7 +9,7 @@ from typing import Any
 
 from reprise.commands.build import RunImage, build, run_image
 from reprise.core import keys, names
-from reprise.core.errors import ImageUnavailableError, ProjectError
+from reprise.core.errors import ImageUnavailableError, RecordError
 from reprise.core.progress import Say
 from reprise.core.settings import Settings
 from reprise.edges.project import load_project
@@ -24,9 +24,9 @@ def record_file(run_dir: Path, name: str) -> bytes:
     try:
         found = read_regular(run_dir, name, RECORD_FILE_LIMIT)
     except OSError as exc:
-        raise ProjectError(f"{run_dir / name} cannot be read: {exc.strerror or exc}") from exc
+        raise RecordError(f"{run_dir / name} cannot be read: {exc.strerror or exc}") from exc
     if found is None or found[1]:
-        raise ProjectError(
+        raise RecordError(
             f"{run_dir / name} is " + ("missing" if found is None else "too large"),
             path=str(run_dir / name),
         )

@@ -79,7 +79,7 @@ def execute(
             )
         if pending:
             raise KeyboardInterrupt
-        if detach:
+        if detach or read_record(run_dir)["status"] in FINAL_STATES:
             return run_dir
         follow(
             backend,
@@ -108,7 +108,7 @@ def prepare_writable(run_dir: Path, uid: int, gid: int) -> None:
     log.touch(mode=0o644)
     if os.getuid() != 0:
         return
-    for sub in keys.RUN_WRITABLE_DIRS:
+    for sub in keys.RUN_JOB_DIRS:
         os.chown(run_dir / sub, uid, gid)
     logs = log.parent
     os.chown(logs, 0, 0)
@@ -138,6 +138,8 @@ def job_spec(
         ),
         gpus=inputs.gpus,
         resources=inputs.resources,
+        work=keys.RUN_WORK_DIR,
+        workdir=inputs.workdir,
     )
 
 
@@ -157,6 +159,14 @@ def _make_run_dir(
         prepare_writable(run_dir, uid, gid)
         write_record(run_dir, record, durable=False)
     return run_dir
+
+
+def cannot_exec(message: str) -> bool:
+    """Whether the engine could not start the command at all (not found, not executable)."""
+    return "executable file not found" in message or (
+        "exec:" in message
+        and ("no such file or directory" in message or "permission denied" in message)
+    )
 
 
 def _set_host(run_dir: Path, host: dict[str, Any]) -> None:
@@ -217,8 +227,12 @@ def start(
     except RepriseError as exc:
         describing.join()
         _set_host(run_dir, host)
-        finalize(backend, run_dir, status="failed", exit_code=None, reason=exc.message)
-        raise
+        if not cannot_exec(exc.message):
+            finalize(backend, run_dir, status="failed", exit_code=None, reason=exc.message)
+            raise
+        # The command itself is not in the image: the job's failure (exit 127), not the engine's.
+        finalize(backend, run_dir, status="failed", exit_code=127, reason=exc.message, say=say)
+        return run_dir, None
     describing.join()
     _set_host(run_dir, host)
     return run_dir, attached
@@ -250,6 +264,7 @@ def launch(
     """`reprise run`: check every input, build (or reuse) the image, run the job where runs
     execute, and (unless ``detach``) follow it to the end. Returns the run directory."""
     from reprise.commands.build import build, run_image
+    from reprise.commands.prepare import with_prepared
     from reprise.edges.docker import Engine
     from reprise.edges.project import read_lock
     from reprise.execution import open_backend
@@ -265,7 +280,11 @@ def launch(
         threads=threads,
         env=env,
         resources=resources,
+        lock=lock,
     )
     engine = Engine.from_env()
     image = run_image(build(project, engine, say, lock=lock))
-    return execute(open_backend(engine=engine), inputs, image, say=say, detach=detach)
+    backend = open_backend(engine=engine)
+    s = project.settings
+    inputs = with_prepared(backend, inputs, image, s.prepare, ca_bundle=s.ca_bundle, say=say)
+    return execute(backend, inputs, image, say=say, detach=detach)

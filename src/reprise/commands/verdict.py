@@ -20,9 +20,11 @@ from reprise.core.divergence import (
     TargetDifference,
     describe_jsonl,
     describe_tensors,
+    describe_text,
     diff_jsonl,
+    first_text_difference,
 )
-from reprise.core.errors import ProjectError, RecordError, RepriseError
+from reprise.core.errors import RecordError, RepriseError, UsageError
 from reprise.core.manifest import MAX_BYTES, Manifest, ManifestDiff
 from reprise.edges.runfiles import open_regular, read_regular
 from reprise.execution.backend import Backend
@@ -92,7 +94,10 @@ def load_manifest(run_dir: Path) -> Manifest:
     except OSError as exc:
         raise RecordError(f"{path} cannot be read: {exc.strerror or exc}", path=str(path)) from exc
     if found is None:
-        raise ProjectError(f"{path} is missing: the run never finished", path=str(path))
+        raise UsageError(
+            f"{path} is missing: the run never finished",
+            hint="only a finished run can be reproduced or compared",
+        )
     if found[1]:
         raise RecordError(f"{path} is over {MAX_BYTES} bytes", path=str(path))
     try:
@@ -117,6 +122,25 @@ def _text(root: Path, rel: str) -> str | None:
     if found is None or found[1]:
         return None
     return found[0].decode("utf-8", "replace")
+
+
+def _text_pair(a_dir: Path, b_dir: Path, path: str) -> tuple[str, str] | None:
+    """Both files as text, when both are UTF-8 without NUL bytes (and within bounds)."""
+    if path.endswith(TENSOR_SUFFIXES):
+        return None
+    out = []
+    for root in (a_dir, b_dir):
+        try:
+            found = read_regular(root, path, JSONL_LIMIT)
+        except OSError:
+            return None
+        if found is None or found[1] or b"\0" in found[0]:
+            return None
+        try:
+            out.append(found[0].decode("utf-8"))
+        except UnicodeDecodeError:
+            return None
+    return out[0], out[1]
 
 
 def explain(
@@ -150,6 +174,13 @@ def explain(
             if report is not None:
                 reports[path] = {"kind": "jsonl", **report}
                 lines.append(describe_jsonl(path, report))
+                continue
+        text = _text_pair(a_dir, b_dir, path)
+        if text is not None:
+            report = first_text_difference(*text)
+            if report is not None:
+                reports[path] = {"kind": "text", **report}
+                lines.append(describe_text(path, report))
                 continue
         if path.endswith(TENSOR_SUFFIXES) and backend is not None and image_id is not None:
             report = compare_tensors(backend, image_id, a_dir / path, b_dir / path)

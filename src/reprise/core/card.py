@@ -27,6 +27,11 @@ def reproduction_line(r: dict[str, Any]) -> str:
     day = str(r.get("at", ""))[:10]
     if r.get("verdict") == "identical":
         return f"reproduced bit-for-bit on {where}, {day} (run {r['run_id']})"
+    if r.get("verdict") == "nothing-compared":
+        return (
+            f"rerun on {where}, {day} (run {r['run_id']}): nothing was compared, the run "
+            "produced no output, so nothing is proven reproduced"
+        )
     return f"{r.get('verdict')}: rerun on {where}, {day} (run {r['run_id']}) did not match"
 
 

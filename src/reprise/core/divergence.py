@@ -57,6 +57,32 @@ def diff_jsonl(original: str, rerun: str) -> dict[str, Any] | None:
     return None
 
 
+def first_text_difference(original: str, rerun: str) -> dict[str, Any] | None:
+    """Where two texts first differ: the line number and both lines (cut to 200 characters);
+    None when they are equal."""
+    lines_a, lines_b = original.splitlines(), rerun.splitlines()
+    for index, (la, lb) in enumerate(zip(lines_a, lines_b, strict=False)):
+        if la != lb:
+            return {"line": index + 1, "original": la[:200], "rerun": lb[:200]}
+    if len(lines_a) != len(lines_b):
+        at = min(len(lines_a), len(lines_b))
+        return {
+            "line": at + 1,
+            "original": lines_a[at][:200] if at < len(lines_a) else None,
+            "rerun": lines_b[at][:200] if at < len(lines_b) else None,
+        }
+    return None if original == rerun else {"line": None, "original": None, "rerun": None}
+
+
+def describe_text(path: str, report: Mapping[str, Any]) -> str:
+    if report.get("line") is None:
+        return f"{path}: the texts differ in line endings or whitespace only"
+    return (
+        f"{path}: first difference at line {report['line']}: "
+        f"{report['original']!r} -> {report['rerun']!r}"
+    )
+
+
 class _Missing:
     def __repr__(self) -> str:
         return "<missing>"

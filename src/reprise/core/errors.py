@@ -3,10 +3,16 @@
 Each subclass carries the fields that say what went wrong and an ``exit_code``; the CLI prints
 ``message`` (plus ``hint``) without a traceback and exits with that code.
 
-Exit codes:
-    1  the job itself failed, or a reproduction diverged
-    2  usage or bad input (config, overrides, project files, arguments)
-    3  the environment could not do it (engine, registry, image unavailable)
+Exit codes (the README's table):
+    0   success: the run succeeded, the reproduction is identical
+    1   the job itself failed (its exit code, OOM, lost)
+    2   bad usage or input: arguments, overrides, config values, a bundle or record refused
+    3   the environment could not do it: engine, registry, host, disk, GPU runtime, image
+    4   the project is not usable as it is: pyproject.toml, uv.lock, settings, git tree
+    5   a reproduction (or diff) diverged
+    6   a reproduction compared nothing: no output to prove identical
+    70  an internal error of reprise (a bug: please report it)
+    130 interrupted
 """
 
 from __future__ import annotations
@@ -14,6 +20,10 @@ from __future__ import annotations
 EXIT_JOB_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
+EXIT_PROJECT = 4
+EXIT_DIVERGED = 5
+EXIT_NOTHING_COMPARED = 6
+EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
 
@@ -69,6 +79,8 @@ class RecordError(RepriseError):
 
 class ProjectError(RepriseError):
     """The project (pyproject.toml, uv.lock, git repository) is not usable as it is."""
+
+    exit_code = EXIT_PROJECT
 
     def __init__(self, message: str, *, path: str | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)

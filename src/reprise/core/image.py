@@ -14,13 +14,14 @@ import json
 import re
 import tarfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from reprise import __version__
 from reprise.core import keys
 from reprise.core.templating import render
+from reprise.core.workspace import LockedPackage, SyncOptions
 
 SPEC_HASH_LENGTH = 20
 
@@ -48,6 +49,12 @@ class ImageInputs:
     uv_version: str
     ca_bundle: bool
     wheelhouse: str | None
+    # Workspace members (not the root): folder relative to the root -> pyproject.toml.
+    member_pyprojects: Mapping[str, bytes] = field(default_factory=dict)
+    member_sections: Mapping[str, Any] = field(default_factory=dict)
+    sync: SyncOptions = field(default_factory=SyncOptions)
+    # Files that link the project's own packages to the code (see core.workspace).
+    links: Mapping[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -104,11 +111,9 @@ def image_env(python: BasePython) -> dict[str, str]:
             "HOME": "/home/reprise",
             "PATH": path,
             "VIRTUAL_ENV": keys.CONTAINER_VENV,
-            # reprise's runtime first (its sitecustomize seeds every Python process), then the
-            # project's own package from the code mount, src/ layout or flat.
-            "PYTHONPATH": ":".join(
-                [keys.CONTAINER_RUNTIME_LIB, f"{keys.CONTAINER_CODE}/src", keys.CONTAINER_CODE]
-            ),
+            # reprise's runtime (its sitecustomize seeds every Python process and puts the
+            # project's own packages, from the code at the commit, on sys.path).
+            "PYTHONPATH": keys.CONTAINER_RUNTIME_LIB,
         }
     )
     return dict(sorted(env.items()))
@@ -126,6 +131,39 @@ def dependency_section(pyproject: Mapping[str, Any]) -> dict[str, Any]:
         "dependency-groups": pyproject.get("dependency-groups"),
         "tool.uv": tool.get("uv"),
     }
+
+
+def torch_base_mismatch(
+    lock: Mapping[str, LockedPackage], base_env: Mapping[str, str]
+) -> str | None:
+    """Whether the lock's torch is built for a different device than the base image offers:
+    a CUDA torch on a base without CUDA, or a CPU torch on a CUDA base."""
+    torch = lock.get("torch")
+    if torch is None or not torch.version:
+        return None
+    cuda_base = any(k in base_env for k in ("CUDA_VERSION", "NV_CUDA_LIB_VERSION"))
+    cpu_torch = "+cpu" in torch.version
+    cuda_wheels = any(name.startswith("nvidia-") for name in lock)
+    if cpu_torch and cuda_base:
+        return (
+            f"uv.lock pins torch {torch.version} (a CPU build) on a CUDA base image: "
+            "the run will not use the GPU; lock a CUDA build of torch, or use a CPU base"
+        )
+    if not cpu_torch and cuda_wheels and not cuda_base:
+        return (
+            f"uv.lock pins torch {torch.version} with CUDA libraries (nvidia-*), on a base "
+            "image without CUDA: set base-image to a CUDA image, or lock the CPU build"
+        )
+    return None
+
+
+def dependencies_hash(inputs: ImageInputs) -> str:
+    """What decides what uv installs: the root's and every member's dependency sections."""
+    sections = {
+        "root": dependency_section(inputs.pyproject),
+        "members": dict(sorted(inputs.member_sections.items())),
+    }
+    return sha256(_canonical_json(sections))
 
 
 def _canonical_json(value: Any) -> bytes:
@@ -152,7 +190,7 @@ def render_dockerfile(inputs: ImageInputs, template: str) -> str:
     labels = {
         keys.LABEL_BASE_DIGEST: base_digest_of(inputs.base_digest_ref),
         keys.LABEL_BASE_IMAGE: inputs.base_ref,
-        keys.LABEL_DEPS_HASH: sha256(_canonical_json(dependency_section(inputs.pyproject))),
+        keys.LABEL_DEPS_HASH: dependencies_hash(inputs),
         keys.LABEL_LOCK_HASH: sha256(inputs.lock),
         keys.LABEL_PROJECT: inputs.project_name,
         keys.LABEL_RUNTIME_HASH: runtime_hash(inputs.runtime_files),
@@ -176,6 +214,10 @@ def render_dockerfile(inputs: ImageInputs, template: str) -> str:
             "gid": keys.CONTAINER_GID,
             "env": image_env(inputs.python),
             "labels": dict(sorted(labels.items())),
+            "project": inputs.project_name,
+            "sync_flags": inputs.sync.flags(),
+            "scripts": any(name.startswith("bin/") for name in inputs.links),
+            "work_dir": keys.CONTAINER_WORK,
         },
     )
 
@@ -189,7 +231,7 @@ def plan_image(inputs: ImageInputs, template: str) -> ImagePlan:
     """
     dockerfile = render_dockerfile(dataclasses.replace(inputs, ca_bundle=False), template)
     build_dockerfile = render_dockerfile(inputs, template) if inputs.ca_bundle else dockerfile
-    deps = sha256(_canonical_json(dependency_section(inputs.pyproject)))
+    deps = dependencies_hash(inputs)
     lock = sha256(inputs.lock)
     runtime = runtime_hash(inputs.runtime_files)
     dockerfile_hash = sha256(dockerfile.encode())
@@ -199,6 +241,7 @@ def plan_image(inputs: ImageInputs, template: str) -> ImagePlan:
         "dockerfile": dockerfile_hash,
         "lock": lock,
         "runtime": runtime,
+        "links": runtime_hash(inputs.links),
         "uv": inputs.uv_version,
     }
     spec_hash = sha256(_canonical_json(spec))
@@ -239,6 +282,16 @@ def context_files(
         ContextFile("project/pyproject.toml", data=inputs.pyproject_bytes),
         ContextFile("project/uv.lock", data=inputs.lock),
         ContextFile("reprise/uv", source=uv_binary, mode=0o755),
+    ]
+    files += [
+        ContextFile(f"project/{rel}/pyproject.toml", data=data)
+        for rel, data in sorted(inputs.member_pyprojects.items())
+    ]
+    files += [
+        ContextFile(
+            f"reprise/project/{name}", data=data, mode=0o755 if name.startswith("bin/") else 0o644
+        )
+        for name, data in sorted(inputs.links.items())
     ]
     files += [
         ContextFile(f"reprise/runtime/{name}", data=data)

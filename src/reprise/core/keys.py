@@ -30,6 +30,8 @@ CONTAINER_OUTPUTS = f"{CONTAINER_RUN}/outputs"
 CONTAINER_CONFIG = f"{CONTAINER_RUN}/config.yaml"
 CONTAINER_RUNTIME_RECORD = f"{CONTAINER_RUN}/runtime/runtime.json"
 CONTAINER_DATA = "/workspace/data"
+# The working directory: the code at the commit, with the job's writes going to the run's work/.
+CONTAINER_WORK = "/workspace/work"
 CONTAINER_VENV = "/opt/venv"
 CONTAINER_RUNTIME_LIB = "/opt/reprise/lib"
 CONTAINER_UID = 1000
@@ -63,7 +65,14 @@ RUN_METRICS = "logs/metrics.jsonl"
 RUN_RUNTIME_DIR = "runtime"
 RUN_CARD = "model_card.md"
 RUN_PLOT = "training_curves.png"
+# Folders the job writes, each bind-mounted on its own at /workspace/run/<name>.
 RUN_WRITABLE_DIRS = ("outputs", "checkpoints", "logs", RUN_RUNTIME_DIR)
+# What the job wrote relative to its working directory (the upper layer over the code).
+RUN_WORK_DIR = "work"
+# Every folder of a run directory that the job writes.
+RUN_JOB_DIRS = (*RUN_WRITABLE_DIRS, RUN_WORK_DIR)
+# The overlay's own scratch folder: the kernel's, never the job's; removed once the run ends.
+RUN_OVERLAY_DIR = ".overlay"
 # Files reprise writes itself; everything else under a run directory was produced by the job.
 RUN_RECORD_FILES = frozenset(
     {

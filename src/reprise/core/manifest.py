@@ -8,8 +8,9 @@ that the job made (named, never opened). A manifest that hit a limit says so
 
 from __future__ import annotations
 
+import fnmatch
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,10 +123,20 @@ class ManifestDiff:
     extra: tuple[str, ...] = ()  # in the rerun, not in the original
     same: tuple[str, ...] = field(default=())
     incomplete: tuple[str, ...] = ()  # notes of the manifests that hit a limit
+    volatile: tuple[str, ...] = ()  # recorded, declared volatile: not compared
 
     @property
     def identical(self) -> bool:
+        """Everything compared is the same, and something was compared."""
+        return self.equal and bool(self.same)
+
+    @property
+    def equal(self) -> bool:
         return not (self.changed or self.missing or self.extra or self.incomplete)
+
+    @property
+    def nothing_compared(self) -> bool:
+        return self.equal and not self.same
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -135,13 +146,25 @@ class ManifestDiff:
             "extra": list(self.extra),
             "same": len(self.same),
             "incomplete": list(self.incomplete),
+            "volatile": list(self.volatile),
+            "nothing_compared": self.nothing_compared,
         }
 
 
-def compare_manifests(original: Manifest, rerun: Manifest) -> ManifestDiff:
-    """Which entries differ between two manifests (kind, size and hash must all agree)."""
+def is_volatile(path: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns)
+
+
+def compare_manifests(
+    original: Manifest, rerun: Manifest, volatile: Sequence[str] = ()
+) -> ManifestDiff:
+    """Which entries differ between two manifests (kind, size and hash must all agree).
+    Paths matching a ``volatile`` pattern are recorded in both, and not compared."""
     a: Mapping[str, Entry] = original.by_path()
     b: Mapping[str, Entry] = rerun.by_path()
+    skipped = sorted(p for p in a.keys() | b.keys() if is_volatile(p, volatile))
+    a = {p: e for p, e in a.items() if not is_volatile(p, volatile)}
+    b = {p: e for p, e in b.items() if not is_volatile(p, volatile)}
     comparable = original.algorithm == rerun.algorithm
     changed, same = [], []
     for path in sorted(a.keys() & b.keys()):
@@ -161,4 +184,5 @@ def compare_manifests(original: Manifest, rerun: Manifest) -> ManifestDiff:
         extra=tuple(sorted(b.keys() - a.keys())),
         same=tuple(same),
         incomplete=tuple(incomplete),
+        volatile=tuple(skipped),
     )

@@ -53,6 +53,7 @@ def _check_names(record: dict[str, Any]) -> None:
     names.image_id(record["image"]["id"], "image.id")
     names.commit(record["code"]["commit"], "code.commit")
     names.subdir(record["code"].get("subdir") or "", "code.subdir")
+    names.subdir(record["code"].get("workdir") or "", "code.workdir")
     if record.get("reproduces") is not None:
         names.run_id(record["reproduces"], "reproduces")
     for name in record.get("data") or {}:

@@ -1,10 +1,13 @@
 """Project settings: ``[tool.reprise]`` in pyproject.toml, overridden by REPRISE_* variables.
 
-Pure: :func:`load_settings` takes the pyproject text and an environment mapping.
+Pure: :func:`load_settings` takes the pyproject data, an environment mapping and what it needs
+to know of the host (whether a CA bundle exists). Relative paths are resolved against the
+folder of the pyproject.toml that holds the section, and errors name that folder.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,11 +19,22 @@ from reprise.core.errors import ProjectError, SettingsError
 
 DEFAULT_BASE_IMAGE = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
 DEFAULT_RUNS_DIR = "runs"
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+CONFIG_DELIVERIES = ("file", "hydra", "none")
+
+
+@dataclass(frozen=True)
+class Prepare:
+    """A step that runs with network before the hermetic run, into a content-hashed dataset
+    mounted read-only at /workspace/data/<data>."""
+
+    command: tuple[str, ...]
+    data: str
 
 
 @dataclass(frozen=True)
 class Settings:
-    """What ``[tool.reprise]`` says, resolved against the project root."""
+    """What ``[tool.reprise]`` says, resolved against the folder that holds it."""
 
     root: Path
     project_name: str
@@ -36,6 +50,13 @@ class Settings:
     threads: int | None
     data: Mapping[str, Path] = field(default_factory=dict)
     card_template: Path | None = None
+    package: str | None = None
+    groups: tuple[str, ...] = ()
+    default_groups: bool = True
+    extras: tuple[str, ...] = ()
+    volatile: tuple[str, ...] = ()
+    config_delivery: str | None = None  # None: decided from the lock (hydra-core) and `config`
+    prepare: Prepare | None = None
 
 
 # key -> (environment variable, kind)
@@ -46,50 +67,105 @@ _KEYS: dict[str, tuple[str, str]] = {
     "base-image": ("REPRISE_BASE_IMAGE", "str"),
     "registry": ("REPRISE_REGISTRY", "str"),
     "gpus": ("REPRISE_GPUS", "gpus"),
-    "ca-bundle": ("REPRISE_CA_BUNDLE", "path"),
+    "ca-bundle": ("REPRISE_CA_BUNDLE", "ca"),
     "wheelhouse": ("REPRISE_WHEELHOUSE", "path"),
     "runs-dir": ("REPRISE_RUNS_DIR", "path"),
     "threads": ("REPRISE_THREADS", "int"),
     "data": ("", "data"),
     "card-template": ("REPRISE_CARD_TEMPLATE", "path"),
+    "package": ("REPRISE_PACKAGE", "str"),
+    "groups": ("", "list"),
+    "default-groups": ("", "bool"),
+    "extras": ("", "list"),
+    "volatile": ("", "list"),
+    "config-delivery": ("", "delivery"),
+    "prepare": ("", "prepare"),
 }
 
-INIT_SECTION = """\
-[tool.reprise]
-# The training command, run in /workspace/code (your code at the commit, read-only).
-command = "python train.py"
-# The run config (YAML). Frozen into each run; its path is $REPRISE_CONFIG in the container.
-config = "config.yaml"
-# Runs are grouped by experiment: <runs-dir>/<experiment>/<run id>/.
-# experiment = "{name}"
-# The base image. A tag is resolved to its digest at build time; pin a digest to be exact.
-base-image = "{base}"
-# Registry for `reprise build --push` / `reprise push` (REPRISE_REGISTRY overrides).
-# registry = "registry.example.com/team"
-# GPUs for each run: "all", or a count.
-# gpus = "all"
-# Extra CA bundle for image builds behind a TLS-intercepting proxy (build time only).
-# ca-bundle = "/etc/ssl/certs/ca-certificates.crt"
-# A folder of wheels that uv.lock refers to by absolute path (find-links); build time only.
-# wheelhouse = "/opt/wheels"
-# Where run directories go (relative to this file).
-runs-dir = "runs"
-# CPU threads for BLAS/OpenMP/torch; recorded, and restored on reproduce. Default: all cores.
-# threads = 1
-# Datasets, each mounted read-only at /workspace/data/<name> and content-hashed.
-# data = {{ train = "data/train" }}
-"""
 
-
-def render_init_section(project_name: str) -> str:
-    return INIT_SECTION.format(name=project_name, base=DEFAULT_BASE_IMAGE)
+def _where(root: Path) -> str:
+    return f"(in {root / 'pyproject.toml'}; relative paths are resolved against {root})"
 
 
 def _path(root: Path, key: str, value: object) -> Path:
     if not isinstance(value, str) or not value:
-        raise SettingsError(f"[tool.reprise] {key} must be a path string", key=key, value=value)
+        raise SettingsError(
+            f"[tool.reprise] {key} must be a path string {_where(root)}", key=key, value=value
+        )
     p = Path(value).expanduser()
     return p if p.is_absolute() else root / p
+
+
+def _command(key: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        try:
+            parts = shlex.split(value)
+        except ValueError as exc:
+            raise SettingsError(
+                f"[tool.reprise] {key} {value!r} cannot be split into words: {exc}",
+                key=key,
+                value=value,
+                hint="close the quote, or write the command as a list of strings",
+            ) from None
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        parts = list(value)
+    else:
+        raise SettingsError(
+            f"[tool.reprise] {key} must be a string or a list of strings", key=key, value=value
+        )
+    if not parts:
+        raise SettingsError(f"[tool.reprise] {key} is empty", key=key, value=value)
+    return tuple(parts)
+
+
+_GROUP = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?")
+
+
+def _strings(key: str, value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise SettingsError(f"[tool.reprise] {key} must be a list of strings", key=key, value=value)
+    if key in ("groups", "extras"):
+        for item in value:
+            if not _GROUP.fullmatch(item):
+                raise SettingsError(
+                    f"[tool.reprise] {key}: {item!r} is not a group or extra name",
+                    key=key,
+                    value=item,
+                )
+    return tuple(value)
+
+
+def _data(root: Path, key: str, value: object) -> dict[str, Path]:
+    if not isinstance(value, dict):
+        raise SettingsError(
+            "[tool.reprise] data must be a table of name = path", key=key, value=value
+        )
+    out: dict[str, Path] = {}
+    for name, path in sorted(value.items()):
+        if not names.DATASET.fullmatch(name):
+            raise SettingsError(
+                f"dataset name {name!r} may hold only letters, digits, '-' and '_'",
+                key=f"data.{name}",
+                value=name,
+            )
+        out[name] = _path(root, f"data.{name}", path)
+    return out
+
+
+def _prepare(key: str, value: object) -> Prepare:
+    if not isinstance(value, dict) or set(value) - {"command", "data"} or "command" not in value:
+        raise SettingsError(
+            "[tool.reprise.prepare] takes command (and data, the dataset it makes)",
+            key=key,
+            value=value,
+            hint='e.g. prepare = { command = "python download.py", data = "downloads" }',
+        )
+    data = value.get("data", "prepared")
+    if not isinstance(data, str) or not names.DATASET.fullmatch(data):
+        raise SettingsError(
+            f"[tool.reprise.prepare] data {data!r} is not a dataset name", key=key, value=data
+        )
+    return Prepare(_command(f"{key}.command", value["command"]), data)
 
 
 def _convert(root: Path, key: str, kind: str, value: object) -> object:
@@ -101,26 +177,12 @@ def _convert(root: Path, key: str, kind: str, value: object) -> object:
         return value
     if kind == "path":
         return _path(root, key, value)
+    if kind == "ca":
+        if value is False or value in ("false", "none", "0"):
+            return False
+        return _path(root, key, value)
     if kind == "command":
-        if isinstance(value, str):
-            try:
-                parts = shlex.split(value)
-            except ValueError as exc:
-                raise SettingsError(
-                    f"[tool.reprise] {key} {value!r} cannot be split into words: {exc}",
-                    key=key,
-                    value=value,
-                    hint="close the quote, or write the command as a list of strings",
-                ) from None
-        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-            parts = list(value)
-        else:
-            raise SettingsError(
-                f"[tool.reprise] {key} must be a string or a list of strings", key=key, value=value
-            )
-        if not parts:
-            raise SettingsError(f"[tool.reprise] {key} is empty", key=key, value=value)
-        return tuple(parts)
+        return _command(key, value)
     if kind == "int":
         try:
             number = int(str(value))
@@ -129,23 +191,26 @@ def _convert(root: Path, key: str, kind: str, value: object) -> object:
         if number < 1:
             raise SettingsError(f"{key} must be at least 1", key=key, value=value)
         return number
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise SettingsError(f"[tool.reprise] {key} must be true or false", key=key, value=value)
+        return value
+    if kind == "list":
+        return _strings(key, value)
     if kind == "gpus":
         return parse_gpus(str(value), key=key)
     if kind == "data":
-        if not isinstance(value, dict):
+        return _data(root, key, value)
+    if kind == "delivery":
+        if value not in CONFIG_DELIVERIES:
             raise SettingsError(
-                "[tool.reprise] data must be a table of name = path", key=key, value=value
+                f"[tool.reprise] {key} must be one of {', '.join(CONFIG_DELIVERIES)}",
+                key=key,
+                value=value,
             )
-        out: dict[str, Path] = {}
-        for name, path in sorted(value.items()):
-            if not names.DATASET.fullmatch(name):
-                raise SettingsError(
-                    f"dataset name {name!r} may hold only letters, digits, '-' and '_'",
-                    key=f"data.{name}",
-                    value=name,
-                )
-            out[name] = _path(root, f"data.{name}", path)
-        return out
+        return value
+    if kind == "prepare":
+        return _prepare(key, value)
     raise AssertionError(kind)
 
 
@@ -160,19 +225,42 @@ def parse_gpus(value: str, *, key: str = "gpus") -> str | None:
     )
 
 
-def load_settings(root: Path, pyproject: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
-    """Resolve the settings of the project at ``root``."""
-    project = pyproject.get("project") or {}
-    name = project.get("name")
-    if not isinstance(name, str) or not name:
-        raise ProjectError(
-            "pyproject.toml has no [project] name",
-            path=str(root / "pyproject.toml"),
-            hint="add [project] with a name; reprise names images after it",
-        )
+def default_ca_bundle(environ: Mapping[str, str], exists: Any) -> Path | None:
+    """The host's trust store for image builds: SSL_CERT_FILE, else the system bundle."""
+    for candidate in (environ.get("SSL_CERT_FILE"), SYSTEM_CA_BUNDLE):
+        if candidate and exists(candidate):
+            return Path(candidate)
+    return None
+
+
+def _name(root: Path, pyproject: Mapping[str, Any], table: Mapping[str, Any]) -> str:
+    name = (pyproject.get("project") or {}).get("name")
+    if isinstance(name, str) and name:
+        return name
+    workspace = ((pyproject.get("tool") or {}).get("uv") or {}).get("workspace")
+    package = table.get("package")
+    if workspace is not None and isinstance(package, str) and package:
+        return package  # a virtual workspace root names the member it runs
+    raise ProjectError(
+        "pyproject.toml has no [project] name",
+        path=str(root / "pyproject.toml"),
+        hint="add [project] with a name (reprise names images after it); at a virtual "
+        'workspace root, set [tool.reprise] package = "<member>"',
+    )
+
+
+def load_settings(
+    root: Path,
+    pyproject: Mapping[str, Any],
+    environ: Mapping[str, str],
+    *,
+    exists: Any = None,
+) -> Settings:
+    """Resolve the settings of the ``[tool.reprise]`` section of ``root``/pyproject.toml."""
     table = (pyproject.get("tool") or {}).get("reprise") or {}
     if not isinstance(table, dict):
         raise SettingsError("[tool.reprise] must be a table", key="tool.reprise", value=table)
+    name = _name(root, pyproject, table)
     unknown = sorted(set(table) - set(_KEYS))
     if unknown:
         raise SettingsError(
@@ -180,7 +268,7 @@ def load_settings(root: Path, pyproject: Mapping[str, Any], environ: Mapping[str
             key=unknown[0],
             hint=f"known keys: {', '.join(sorted(_KEYS))}",
         )
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for key, (env, kind) in _KEYS.items():
         raw: object = table.get(key)
         if env and environ.get(env):
@@ -202,19 +290,29 @@ def load_settings(root: Path, pyproject: Mapping[str, Any], environ: Mapping[str
             value=experiment,
             hint="use letters, digits, '.', '_' and '-', starting with a letter or digit",
         )
+    ca = values.get("ca-bundle")
+    if ca is None:
+        ca = default_ca_bundle(environ, exists) if exists is not None else None
     return Settings(
         root=root,
         project_name=name,
-        command=command,  # type: ignore[arg-type]
-        config=values.get("config"),  # type: ignore[arg-type]
+        command=command,
+        config=values.get("config"),
         experiment=experiment,
         base_image=str(values.get("base-image") or DEFAULT_BASE_IMAGE),
-        registry=values.get("registry"),  # type: ignore[arg-type]
-        gpus=values.get("gpus"),  # type: ignore[arg-type]
-        ca_bundle=values.get("ca-bundle"),  # type: ignore[arg-type]
-        wheelhouse=values.get("wheelhouse"),  # type: ignore[arg-type]
-        runs_dir=values.get("runs-dir") or root / DEFAULT_RUNS_DIR,  # type: ignore[arg-type]
-        threads=values.get("threads"),  # type: ignore[arg-type]
-        data=values.get("data") or {},  # type: ignore[arg-type]
-        card_template=values.get("card-template"),  # type: ignore[arg-type]
+        registry=values.get("registry"),
+        gpus=values.get("gpus"),
+        ca_bundle=ca or None,
+        wheelhouse=values.get("wheelhouse"),
+        runs_dir=values.get("runs-dir") or root / DEFAULT_RUNS_DIR,
+        threads=values.get("threads"),
+        data=values.get("data") or {},
+        card_template=values.get("card-template"),
+        package=values.get("package"),
+        groups=values.get("groups") or (),
+        default_groups=values.get("default-groups", True),
+        extras=values.get("extras") or (),
+        volatile=values.get("volatile") or (),
+        config_delivery=values.get("config-delivery"),
+        prepare=values.get("prepare"),
     )

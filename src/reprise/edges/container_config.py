@@ -19,34 +19,61 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class OverlayMount:
+    """``lower`` (read-only, never changed) with ``upper`` over it at ``target``: what the
+    container writes there lands in ``upper``; ``scratch`` is the kernel's own work folder
+    (empty, on the same filesystem as ``upper``)."""
+
+    lower: str
+    upper: str
+    scratch: str
+    target: str
+
+    def options(self) -> str:
+        for path in (self.lower, self.upper, self.scratch):
+            if any(c in path for c in ",:\n"):
+                raise ValueError(f"an overlay cannot use a path with ',' or ':' ({path})")
+        return f"lowerdir={self.lower},upperdir={self.upper},workdir={self.scratch}"
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     """Everything needed to create one run's container; a pure value."""
 
     image: str
     command: Sequence[str]
     environment: Mapping[str, str]
-    mounts: Sequence[Mount]
+    mounts: Sequence[Mount | OverlayMount]
     working_dir: str
     user: str
     labels: Mapping[str, str]
     gpus: str | None = None
     resources: Resources = field(default_factory=Resources)
     name: str | None = None
+    network: str = "none"
 
 
 # Every run container: no network, no privilege escalation, no capabilities, bounded PIDs.
 SECURITY = {"network": "none", "no_new_privileges": True, "cap_drop": ["ALL"]}
 
 
+def _mount(m: Mount | OverlayMount) -> dict[str, Any]:
+    if isinstance(m, Mount):
+        return {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
+    options = {"type": "overlay", "device": "overlay", "o": m.options()}
+    return {
+        "Type": "volume",
+        "Target": m.target,
+        "VolumeOptions": {"DriverConfig": {"Name": "local", "Options": options}},
+    }
+
+
 def create_config(spec: ContainerSpec) -> dict[str, Any]:
     """The JSON body of POST /containers/create for a run's container."""
     res = spec.resources
     host: dict[str, Any] = {
-        "NetworkMode": "none",
-        "Mounts": [
-            {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
-            for m in spec.mounts
-        ],
+        "NetworkMode": spec.network,
+        "Mounts": [_mount(m) for m in spec.mounts],
         "SecurityOpt": ["no-new-privileges"],
         "CapDrop": ["ALL"],
         "PidsLimit": res.pids_limit,

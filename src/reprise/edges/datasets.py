@@ -20,9 +20,13 @@ class Dataset:
     hash: str  # sha256 of the dataset's manifest (every entry's path, kind, size and blake3)
     files: int
     bytes: int
+    prepared: Mapping[str, Any] | None = None  # how a prepare step made it
 
     def to_record(self) -> dict[str, Any]:
-        return {"path": str(self.path), "hash": self.hash, "files": self.files, "bytes": self.bytes}
+        out = {"path": str(self.path), "hash": self.hash, "files": self.files, "bytes": self.bytes}
+        if self.prepared is not None:
+            out["prepared"] = dict(self.prepared)
+        return out
 
 
 def hash_dataset(name: str, path: Path) -> Dataset:
@@ -32,7 +36,8 @@ def hash_dataset(name: str, path: Path) -> Dataset:
         raise ProjectError(
             f"dataset {name!r}: {path} does not exist",
             path=str(path),
-            hint=f"fix [tool.reprise] data.{name}, or create the folder",
+            hint=f"fix [tool.reprise] data.{name} (relative paths there are resolved against the "
+            "folder of its pyproject.toml, not the current directory), or create the folder",
         )
     if path.is_file():
         size = path.stat().st_size

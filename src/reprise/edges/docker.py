@@ -410,7 +410,7 @@ class Engine:
 
         with _engine_errors(f"removing container {container_id[:12]}"):
             try:
-                self._client.api.remove_container(container_id, force=True)
+                self._client.api.remove_container(container_id, force=True, v=True)
             except docker.errors.NotFound:
                 return
 

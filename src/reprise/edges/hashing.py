@@ -153,6 +153,6 @@ def manifest_of_run(run_dir: Path) -> Manifest:
     runtime's own record."""
     return walk(
         run_dir,
-        [d for d in keys.RUN_WRITABLE_DIRS if d != keys.RUN_RUNTIME_DIR],
+        [d for d in keys.RUN_JOB_DIRS if d != keys.RUN_RUNTIME_DIR],
         skip=[keys.RUN_LOG],
     )

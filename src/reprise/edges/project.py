@@ -1,8 +1,9 @@
-"""A project as reprise sees it: its settings, pyproject.toml and a fresh uv.lock."""
+"""A project as reprise sees it: its settings, pyproject.toml, its uv workspace, a fresh uv.lock."""
 
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import os
 import subprocess
@@ -12,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reprise.core.errors import LockError, ProjectError
+from reprise.core.errors import LockError, ProjectError, SettingsError
 from reprise.core.settings import Settings, load_settings
+from reprise.core.workspace import Member, SyncOptions
 
 
 def read_pyproject(root: Path) -> dict[str, Any]:
@@ -34,18 +36,48 @@ def read_pyproject(root: Path) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Project:
+    """The project a run is made of. ``settings.root`` holds its ``[tool.reprise]``;
+    ``code_root`` is what goes into the run (the uv workspace root, where uv.lock is, or the
+    project itself); ``workdir`` is the project's folder relative to ``code_root``."""
+
     settings: Settings
     pyproject: Mapping[str, Any]
     pyproject_bytes: bytes
+    code_root: Path
+    code_pyproject: Mapping[str, Any]
+    code_pyproject_bytes: bytes
+    workdir: str = ""
+    members: tuple[Member, ...] = ()
+    package: str | None = None  # the workspace member the run is for (None: every member)
+    workspace: bool = False
+    ignored_lock: Path | None = None  # a member's own uv.lock, which uv does not use
 
     @property
     def root(self) -> Path:
         return self.settings.root
 
     @property
+    def lock_path(self) -> Path:
+        return self.code_root / "uv.lock"
+
+    @property
     def requires_python(self) -> str | None:
-        value = (self.pyproject.get("project") or {}).get("requires-python")
-        return str(value) if value else None
+        for data in (self.pyproject, self.code_pyproject):
+            value = (data.get("project") or {}).get("requires-python")
+            if value:
+                return str(value)
+        return None
+
+    @property
+    def sync(self) -> SyncOptions:
+        s = self.settings
+        return SyncOptions(
+            package=self.package if self.workspace else None,
+            all_packages=self.workspace and self.package is None,
+            groups=s.groups,
+            default_groups=s.default_groups,
+            extras=s.extras,
+        )
 
 
 def find_root(start: Path) -> Path:
@@ -61,11 +93,95 @@ def find_root(start: Path) -> Path:
     )
 
 
+def _workspace_table(data: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    table = ((data.get("tool") or {}).get("uv") or {}).get("workspace")
+    return table if isinstance(table, dict) else None
+
+
+def _matches(rel: str, patterns: Any) -> bool:
+    return any(fnmatch.fnmatchcase(rel, str(p).rstrip("/")) for p in patterns or [])
+
+
+def find_workspace(project_dir: Path) -> tuple[Path, Mapping[str, Any]] | None:
+    """The uv workspace ``project_dir`` belongs to, found as uv finds it: the nearest folder at
+    or above it whose pyproject.toml has ``[tool.uv.workspace]`` listing it as a member."""
+    for candidate in (project_dir, *project_dir.parents):
+        if not (candidate / "pyproject.toml").is_file():
+            continue
+        data = read_pyproject(candidate)
+        table = _workspace_table(data)
+        if table is None:
+            continue
+        rel = project_dir.relative_to(candidate).as_posix()
+        if candidate == project_dir or (
+            _matches(rel, table.get("members")) and not _matches(rel, table.get("exclude"))
+        ):
+            return candidate, data
+        return None
+    return None
+
+
+def workspace_members(root: Path, data: Mapping[str, Any]) -> tuple[Member, ...]:
+    """Every package of the workspace at ``root``: the root (when it is a project) and each
+    folder its ``members`` globs name (minus ``exclude``), from their pyproject.toml."""
+    table = _workspace_table(data) or {}
+    found: dict[str, Member] = {}
+    if (data.get("project") or {}).get("name"):
+        found[""] = Member(str(data["project"]["name"]), "", data)
+    for pattern in table.get("members") or []:
+        for path in sorted(root.glob(str(pattern))):
+            rel = path.relative_to(root).as_posix()
+            if not (path / "pyproject.toml").is_file() or _matches(rel, table.get("exclude")):
+                continue
+            member = read_pyproject(path)
+            name = (member.get("project") or {}).get("name")
+            if isinstance(name, str):
+                found[rel] = Member(name, rel, member)
+    return tuple(sorted(found.values(), key=lambda m: m.rel))
+
+
 def load_project(root: Path, environ: Mapping[str, str] | None = None) -> Project:
+    """The project at ``root``: its settings (from its own [tool.reprise], else its workspace
+    root's), where its lock and code are, and which workspace member it runs."""
     root = root.resolve()
+    env = os.environ if environ is None else environ
     data = read_pyproject(root)
-    settings = load_settings(root, data, os.environ if environ is None else environ)
-    return Project(settings, data, (root / "pyproject.toml").read_bytes())
+    workspace = find_workspace(root)
+    settings_root: Path = root
+    settings_data: Mapping[str, Any] = data
+    if workspace is not None and "reprise" not in (data.get("tool") or {}):
+        settings_root, settings_data = workspace
+    settings = load_settings(settings_root, settings_data, env, exists=os.path.isfile)
+    raw = (root / "pyproject.toml").read_bytes()
+    if workspace is None:
+        return Project(
+            settings, data, raw, code_root=root, code_pyproject=data, code_pyproject_bytes=raw
+        )
+    ws_root, ws_data = workspace
+    members = workspace_members(ws_root, ws_data)
+    own = next((m.name for m in members if m.rel == root.relative_to(ws_root).as_posix()), None)
+    package = settings.package or (own if root != ws_root else None)
+    if package is not None and package not in {m.name for m in members}:
+        raise SettingsError(
+            f"[tool.reprise] package {package!r} is not a member of the workspace at {ws_root}",
+            key="package",
+            value=package,
+            hint=f"members: {', '.join(m.name for m in members) or 'none'}",
+        )
+    member_lock = root / "uv.lock"
+    return Project(
+        settings,
+        data,
+        raw,
+        code_root=ws_root,
+        code_pyproject=ws_data,
+        code_pyproject_bytes=(ws_root / "pyproject.toml").read_bytes(),
+        workdir="" if root == ws_root else root.relative_to(ws_root).as_posix(),
+        members=members,
+        package=package,
+        workspace=True,
+        ignored_lock=member_lock if root != ws_root and member_lock.is_file() else None,
+    )
 
 
 def uv_binary() -> Path:
@@ -92,15 +208,25 @@ def read_lock(project: Project) -> bytes:
     `uv lock --check` runs once per (pyproject.toml, uv.lock, uv) triple: a pair found fresh
     is remembered in the cache, so an unchanged project pays nothing the next time.
     """
-    path = project.root / "uv.lock"
+    path = project.lock_path
     if not path.is_file():
+        where = (
+            f"the workspace root {project.code_root}"
+            if project.workspace
+            else str(project.code_root)
+        )
         raise LockError(
-            f"no uv.lock in {project.root}",
+            f"no uv.lock in {where}",
             path=str(path),
             hint="reprise installs exactly what uv.lock pins: run `uv lock` and commit uv.lock",
         )
     lock = path.read_bytes()
-    key = hashlib.sha256(b"\0".join([project.pyproject_bytes, lock, uv_version().encode()]))
+    pyprojects = [(project.code_root / "pyproject.toml").read_bytes()] + [
+        (project.code_root / m.rel / "pyproject.toml").read_bytes()
+        for m in project.members
+        if m.rel
+    ]
+    key = hashlib.sha256(b"\0".join([*pyprojects, lock, uv_version().encode()]))
     checked = cache_dir() / "lock-checks" / key.hexdigest()
     if checked.exists():
         return lock
@@ -112,7 +238,7 @@ def read_lock(project: Project) -> bytes:
             "--offline",
             "--quiet",
             "--project",
-            str(project.root),
+            str(project.code_root),
         ],
         capture_output=True,
         text=True,
@@ -122,7 +248,7 @@ def read_lock(project: Project) -> bytes:
     if done.returncode != 0:
         detail = next((ln for ln in done.stderr.splitlines() if ln.startswith("error")), "")
         raise LockError(
-            f"uv.lock is out of date with pyproject.toml in {project.root}"
+            f"uv.lock is out of date with pyproject.toml in {project.code_root}"
             + (f" (uv: {detail.removeprefix('error: ')})" if detail else ""),
             path=str(path),
             hint="run `uv lock` to update it, and commit both files",

@@ -125,7 +125,7 @@ def create_run_dir(runs_dir: Path, experiment: str, run_id: str, files: dict[str
     final = parent / run_id
     staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.", suffix=".partial", dir=parent))
     try:
-        for sub in keys.RUN_WRITABLE_DIRS:
+        for sub in (*keys.RUN_JOB_DIRS, keys.RUN_OVERLAY_DIR):
             (staging / sub).mkdir()
         for rel, data in sorted(files.items()):
             target = staging / rel

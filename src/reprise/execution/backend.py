@@ -35,7 +35,10 @@ class JobSpec:
     """Everything a backend needs to run one job; a pure value.
 
     ``run_dir`` is the local run directory: the job writes its subfolders named in
-    ``writable`` (and nothing else of it); ``config`` and ``code`` are read-only inputs.
+    ``writable`` (and nothing else of it); ``config`` and ``code`` are read-only inputs. With
+    ``work``, the job's working directory is the code with a writable layer over it, whose
+    writes land in that subfolder of the run (the code itself is never changed); ``workdir``
+    is the project's folder within the code, where the command starts.
     """
 
     image: str
@@ -50,6 +53,9 @@ class JobSpec:
     data: tuple[DataInput, ...] = ()
     gpus: str | None = None
     resources: Resources = field(default_factory=Resources)
+    work: str | None = None
+    workdir: str = ""
+    network: str = "none"
 
 
 @dataclass(frozen=True)

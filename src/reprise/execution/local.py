@@ -14,7 +14,7 @@ from typing import Any
 from reprise.core import keys
 from reprise.core.errors import EngineError
 from reprise.core.progress import Say
-from reprise.edges.container_config import SECURITY, ContainerSpec, Mount
+from reprise.edges.container_config import SECURITY, ContainerSpec, Mount, OverlayMount
 from reprise.edges.docker import ContainerExit, Engine
 from reprise.edges.host import describe_host
 from reprise.execution.backend import Backend, JobExit, JobSpec, JobState
@@ -29,10 +29,11 @@ def _exit(result: ContainerExit) -> JobExit:
     return JobExit(result.status_code, result.oom_killed, result.error)
 
 
-def job_mounts(spec: JobSpec) -> list[Mount]:
-    """Writable subfolders, then the read-only inputs; every source resolved on this host."""
+def job_mounts(spec: JobSpec) -> list[Mount | OverlayMount]:
+    """Writable subfolders, then the read-only inputs, then the working directory (the code
+    with the run's work/ over it); every source resolved on this host."""
     run_dir = spec.run_dir.resolve()
-    mounts = [
+    mounts: list[Mount | OverlayMount] = [
         Mount(str(run_dir / sub), f"{keys.CONTAINER_RUN}/{sub}", read_only=False)
         for sub in spec.writable
     ]
@@ -43,7 +44,21 @@ def job_mounts(spec: JobSpec) -> list[Mount]:
         if data.is_file:
             target += f"/{data.source.name}"
         mounts.append(Mount(str(data.source.resolve()), target, read_only=True))
+    if spec.work is not None:
+        mounts.append(
+            OverlayMount(
+                lower=str(spec.code.resolve()),
+                upper=str(run_dir / spec.work),
+                scratch=str(run_dir / keys.RUN_OVERLAY_DIR),
+                target=keys.CONTAINER_WORK,
+            )
+        )
     return mounts
+
+
+def working_dir(spec: JobSpec) -> str:
+    base = keys.CONTAINER_WORK if spec.work is not None else keys.CONTAINER_CODE
+    return f"{base}/{spec.workdir}" if spec.workdir else base
 
 
 def container_spec(spec: JobSpec) -> ContainerSpec:
@@ -52,11 +67,12 @@ def container_spec(spec: JobSpec) -> ContainerSpec:
         command=list(spec.command),
         environment=dict(spec.environment),
         mounts=job_mounts(spec),
-        working_dir=keys.CONTAINER_CODE,
+        working_dir=working_dir(spec),
         user=spec.user,
         labels=dict(spec.labels),
         gpus=spec.gpus,
         resources=spec.resources,
+        network=spec.network,
     )
 
 

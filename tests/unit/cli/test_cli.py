@@ -1,4 +1,5 @@
-"""The CLI's answers to bad input: one paragraph on stderr, exit 2, nothing half-made."""
+"""The CLI's answers to bad input: one paragraph on stderr, exit 2 for bad usage and 4 for a
+project not usable as it is, nothing half-made."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def test_missing_lock(project: Path) -> None:
     (project / "uv.lock").unlink()
     commit_all(project)
     code, _, err = _invoke(project, "run")
-    assert code == 2
+    assert code == 4
     assert "no uv.lock" in err and "uv lock" in err
     _no_runs(project)
 
@@ -74,7 +75,7 @@ def test_stale_lock(project: Path) -> None:
     (project / "pyproject.toml").write_text(text)
     commit_all(project)
     code, _, err = _invoke(project, "build")
-    assert code == 2
+    assert code == 4
     assert "uv.lock is out of date with pyproject.toml" in err
     _no_runs(project)
 
@@ -82,7 +83,7 @@ def test_stale_lock(project: Path) -> None:
 def test_not_a_git_repository(tmp_path: Path) -> None:
     root = tiny_project(tmp_path / "nogit")
     code, _, err = _invoke(root, "run")
-    assert code == 2
+    assert code == 4
     assert "not inside a git repository" in err and "git init" in err
     _no_runs(root)
 
@@ -90,31 +91,16 @@ def test_not_a_git_repository(tmp_path: Path) -> None:
 def test_dirty_tree_is_refused(project: Path) -> None:
     (project / "train.py").write_text("print('changed')\n")
     code, _, err = _invoke(project, "run")
-    assert code == 2
+    assert code == 4
     assert "uncommitted changes (train.py)" in err and "--allow-dirty" in err
     _no_runs(project)
 
 
 def test_no_pyproject(tmp_path: Path) -> None:
     code, _, err = _invoke(tmp_path, "run")
-    assert code == 2 and "no pyproject.toml" in err
+    assert code == 4 and "no pyproject.toml" in err
 
 
 def test_bad_gpus_flag(project: Path) -> None:
     code, _, err = _invoke(project, "run", "--gpus", "lots")
     assert code == 2 and "--gpus must be 'all' or a positive count" in err
-
-
-def test_init_writes_section_and_ignores_runs(tmp_path: Path) -> None:
-    root = tmp_path / "p"
-    root.mkdir()
-    (root / "pyproject.toml").write_text('[project]\nname = "p"\nversion = "0"\n')
-    code, out, _ = _invoke(root, "init")
-    assert code == 0 and out.strip().endswith("pyproject.toml")
-    text = (root / "pyproject.toml").read_text()
-    assert "[tool.reprise]" in text and 'command = "python train.py"' in text
-    assert "runs/" in (root / ".gitignore").read_text()
-    code, _, err = _invoke(root, "init")
-    assert code == 2 and "already has a [tool.reprise] section" in err
-    assert _invoke(root, "init", "--force")[0] == 0
-    assert (root / "pyproject.toml").read_text().count("[tool.reprise]") == 1

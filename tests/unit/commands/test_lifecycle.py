@@ -34,12 +34,14 @@ IMAGE = RunImage(
 )
 
 
-def _run(tmp_path: Path, backend: FakeBackend) -> tuple[Path, dict[str, object]]:
+def _run(
+    tmp_path: Path, backend: FakeBackend, overrides: tuple[str, ...] = ()
+) -> tuple[Path, dict[str, object]]:
     root = tiny_project(tmp_path / "tiny")
     init_repo(root)
     inputs = prepare_run(
         load_project(root),
-        overrides=(),
+        overrides=overrides,
         seed=None,
         command=None,
         allow_dirty=False,
@@ -152,3 +154,22 @@ def test_a_fifo_where_metrics_are_read_does_not_hang(tmp_path: Path) -> None:
     assert {"hash": None, "kind": "fifo", "path": "logs/metrics.jsonl", "size": 0} in manifest[
         "files"
     ]
+
+
+def test_overrides_to_a_job_that_never_reads_its_config_are_called_out(tmp_path: Path) -> None:
+    _, record = _run(tmp_path / "a", FakeBackend(), overrides=("lr=0.5",))
+    config = record["config"]
+    assert isinstance(config, dict) and config["read"] is False
+    assert any("they did not reach it (lr=0.5)" in w for w in record["warnings"])  # type: ignore[attr-defined]
+    reads = writes({"runtime/config-read": b""})  # what the runtime's audit hook leaves
+    _, record = _run(tmp_path / "b", FakeBackend(behaviour=reads), overrides=("lr=0.5",))
+    assert record["config"]["read"] is True and "warnings" not in record  # type: ignore[index]
+
+
+def test_a_command_missing_from_the_image_is_the_jobs_failure_with_a_hint(tmp_path: Path) -> None:
+    missing = 'OCI runtime create failed: exec: "train-pkg": executable file not found in $PATH'
+    run_dir, record = _run(tmp_path, FakeBackend(start_error=missing))
+    assert record["status"] == "failed" and record["exit_code"] == 127
+    assert "executable file not found" in str(record["reason"])
+    assert record["hint"] and "[project.scripts]" in str(record["hint"])
+    assert "hint: " in (run_dir / "FAILED").read_text()

@@ -105,3 +105,17 @@ def test_junit_has_one_case_per_run_and_parses() -> None:
     failure = cases[1].find("failure")
     assert failure is not None and "a: differs" in (failure.text or "")
     assert cases[2].find("error") is not None
+
+
+def test_the_first_differing_line_of_a_text() -> None:
+    from reprise.core.divergence import describe_text, first_text_difference
+
+    report = first_text_difference("a\nb\nc\n", "a\nB\nc\n")
+    assert report == {"line": 2, "original": "b", "rerun": "B"}
+    assert describe_text("out.txt", report) == "out.txt: first difference at line 2: 'b' -> 'B'"
+    assert first_text_difference("a\n", "a\nmore\n") == {
+        "line": 2,
+        "original": None,
+        "rerun": "more",
+    }
+    assert first_text_difference("same\n", "same\n") is None

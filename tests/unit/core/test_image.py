@@ -11,6 +11,7 @@ import pytest
 
 from reprise.core.image import BasePython, ImageInputs, context_files, plan_image, write_tar
 from reprise.core.templating import template_text
+from reprise.core.workspace import SyncOptions
 
 from ..golden import check_golden
 
@@ -44,8 +45,14 @@ def test_golden_dockerfile_system_python() -> None:
 
 
 def test_golden_dockerfile_managed_python_ca_and_wheelhouse() -> None:
+    """A workspace member with a console script, a dependency group and an extra."""
     inputs = _inputs(
-        python=BasePython(managed=True, request=">=3.11"), ca_bundle=True, wheelhouse="/opt/wheels"
+        python=BasePython(managed=True, request=">=3.11"),
+        ca_bundle=True,
+        wheelhouse="/opt/wheels",
+        member_pyprojects={"packages/a": b"[project]\nname = 'a'\n"},
+        sync=SyncOptions(package="a", groups=("train",), default_groups=False, extras=("cuda",)),
+        links={"bin/train-a": b"#!/opt/venv/bin/python\n", "lib/reprise-project.json": b"{}"},
     )
     plan = plan_image(inputs, template_text("Dockerfile.j2"))
     check_golden("Dockerfile.managed-python", plan.build_dockerfile)

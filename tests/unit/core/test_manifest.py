@@ -85,3 +85,19 @@ def test_malformed_entries_are_refused(entry: dict[str, object]) -> None:
 def test_deep_nesting_is_a_value_error_not_a_crash() -> None:
     with pytest.raises(ValueError, match="nested too deeply"):
         Manifest.from_json("[" * 100_000 + "]" * 100_000)
+
+
+def test_volatile_paths_are_recorded_but_not_compared() -> None:
+    a = Manifest("blake3", (Entry("logs/a.log", 1, H1), Entry("out.txt", 1, H2)))
+    b = Manifest("blake3", (Entry("logs/a.log", 1, H3), Entry("out.txt", 1, H2)))
+    diff = compare_manifests(a, b, ["logs/*.log"])
+    assert diff.identical and diff.volatile == ("logs/a.log",) and diff.same == ("out.txt",)
+
+
+def test_nothing_compared_is_not_identical() -> None:
+    empty = Manifest("blake3", ())
+    diff = compare_manifests(empty, empty)
+    assert not diff.identical and diff.nothing_compared
+    only_volatile = Manifest("blake3", (Entry("x.log", 1, H1),))
+    diff = compare_manifests(only_volatile, only_volatile, ["*.log"])
+    assert diff.nothing_compared and diff.volatile == ("x.log",)

@@ -89,8 +89,10 @@ def test_manifest_comparison_partitions_every_path(
     union = set().union(*parts)
     assert union == {e.path for e in ma.files} | {e.path for e in mb.files}
     assert sum(len(p) for p in parts) == len(union)
-    assert diff.identical == (not diff.changed and not diff.missing and not diff.extra)
-    assert compare_manifests(ma, ma).identical
+    assert diff.equal == (not diff.changed and not diff.missing and not diff.extra)
+    assert diff.identical == (diff.equal and bool(diff.same))
+    assert compare_manifests(ma, ma).identical == bool(ma.files)
+    assert compare_manifests(ma, ma).nothing_compared == (not ma.files)
     assert Manifest.from_json(ma.to_json()).by_path() == ma.by_path()
 
 

@@ -26,7 +26,7 @@ from reprise.core.bundleformat import (
     member_header,
     padding,
 )
-from reprise.core.errors import BundleError, ImageUnavailableError, ProjectError
+from reprise.core.errors import BundleError, ImageUnavailableError, RecordError, UsageError
 from reprise.core.progress import Say
 from reprise.edges.docker import Engine
 from reprise.edges.git import CodeState, export_code
@@ -66,7 +66,7 @@ def _code_files(record: dict[str, Any], run_dir: Path, repo: Path | None, tmp: P
     cached = code_dir(run_dir.parent.parent, code_state_of(record, b""))
     if cached.is_dir():
         return cached
-    raise ProjectError(
+    raise UsageError(
         f"the code of commit {code['commit'][:12]} is neither in a git repository here nor cached",
         hint="export from inside the project's repository, or pass --project",
     )
@@ -197,9 +197,9 @@ def _read_own(run_dir: Path, name: str) -> bytes | None:
     try:
         found = read_regular(run_dir, name, 256 << 20)
     except OSError as exc:
-        raise ProjectError(f"{run_dir / name} cannot be read: {exc.strerror or exc}") from exc
+        raise RecordError(f"{run_dir / name} cannot be read: {exc.strerror or exc}") from exc
     if found is not None and found[1]:
-        raise ProjectError(f"{run_dir / name} is over 256 MiB: not a record reprise wrote")
+        raise RecordError(f"{run_dir / name} is over 256 MiB: not a record reprise wrote")
     return None if found is None else found[0]
 
 

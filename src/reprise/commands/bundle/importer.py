@@ -39,7 +39,7 @@ from reprise.edges.runstore import check_runs_dir, read_record
 
 # Loaded images are tagged here, and only here: never under a project's own repository.
 IMPORT_REPO = f"{keys.IMAGE_REPO_PREFIX}/imports"
-_RUN_DIRS = tuple(f"run/{d}/" for d in keys.RUN_WRITABLE_DIRS)
+_RUN_DIRS = tuple(f"run/{d}/" for d in keys.RUN_JOB_DIRS)
 
 
 @dataclass
@@ -291,7 +291,7 @@ def _register(
             )
         return ImportResult(final, image_id, loaded, already_imported=True)
     final.parent.mkdir(parents=True, exist_ok=True)
-    for sub in keys.RUN_WRITABLE_DIRS:
+    for sub in (*keys.RUN_JOB_DIRS, keys.RUN_OVERLAY_DIR):
         (staging / "run" / sub).mkdir(exist_ok=True)
     (staging / "run").rename(final)
     return ImportResult(final, image_id, loaded, already_imported=False)
