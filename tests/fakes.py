@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reprise.core.errors import EngineError, JobGoneError
+from reprise.core.errors import EngineError, ImageUnavailableError, JobGoneError
 from reprise.core.progress import Say
 from reprise.execution.backend import Backend, JobExit, JobSpec, JobState
 
@@ -36,10 +36,11 @@ class FakeBackend(Backend):
     output: Sequence[str] = ("hello",)
     exit: JobExit = field(default_factory=lambda: JobExit(0))
     behaviour: Behaviour | None = None
-    images: set[str] = field(default_factory=set)
+    images: set[str] | None = None  # the images it has; None: every one
     vanish_on_wait: bool = False
     start_error: str | None = None  # what the engine says when the job cannot start
     engine_errors_on_wait: int = 0
+    collect_error: str | None = None  # what fetching the outputs fails with
     host: dict[str, Any] = field(
         default_factory=lambda: {
             "hostname": "fake",
@@ -56,14 +57,20 @@ class FakeBackend(Backend):
     def security(self) -> dict[str, Any]:
         return {"network": "none", "fake": True}
 
-    def describe_host(self) -> dict[str, Any]:
+    @property
+    def executor(self) -> dict[str, Any]:
+        return {"kind": "local", "host": None}
+
+    def describe_host(self, image: str | None = None) -> dict[str, Any]:
         return dict(self.host)
 
     def has_image(self, image_id: str) -> bool:
-        return image_id in self.images
+        return self.images is None or image_id in self.images
 
-    def pull_image(self, ref: str, say: Say) -> str:
-        raise EngineError(f"the fake backend pulls nothing ({ref})")
+    def ensure_image(self, image_id: str, refs: Sequence[str], say: Say) -> str:
+        if self.has_image(image_id):
+            return "local"
+        raise ImageUnavailableError(f"the fake backend pulls nothing ({', '.join(refs)})")
 
     def check(self, spec: JobSpec) -> None:
         return None
@@ -115,8 +122,9 @@ class FakeBackend(Backend):
     def stop(self, job: str, *, timeout: int) -> None:
         self.stopped.append(job)
 
-    def collect(self, job: str, run_dir: Path) -> None:
-        return None
+    def collect(self, job: str, run_dir: Path, say: Say) -> None:
+        if self.collect_error:
+            raise EngineError(self.collect_error)
 
     def remove(self, job: str) -> None:
         if job in self.jobs_made:

@@ -56,6 +56,7 @@ for command in (
     inspect.gc,
     run.attach,
     run.wait,
+    run.fetch,
     project.ci,
 ):
     cli.add_command(command)

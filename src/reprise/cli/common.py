@@ -105,6 +105,26 @@ RUNS_DIR_OPTION = click.option(
     type=click.Path(file_okay=False),
     help="Where runs are (default: the project's runs-dir).",
 )
+
+
+def host_options(f: Any) -> Any:
+    """--host / --context: the Docker engine the job runs on."""
+    f = click.option(
+        "--context",
+        default=None,
+        metavar="NAME",
+        help="Run on the engine of this docker context (see `docker context ls`).",
+    )(f)
+    return click.option(
+        "--host",
+        "-H",
+        default=None,
+        metavar="URL",
+        help="Run on this Docker engine: ssh://user@box, tcp://box:2376 or local "
+        "(default: [tool.reprise] host, DOCKER_HOST, the current docker context).",
+    )(f)
+
+
 JSON_RECORD_OPTION = click.option(
     "--json", "as_json", is_flag=True, help="Print the finished run.json on stdout."
 )

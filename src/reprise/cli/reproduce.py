@@ -10,6 +10,7 @@ import click
 from reprise.cli.common import (
     RUNS_DIR_OPTION,
     emit_json,
+    host_options,
     locate_run,
     maybe_project,
     runs_dir_of,
@@ -60,6 +61,7 @@ def _data_flags(values: tuple[str, ...]) -> dict[str, Path]:
     "--json", "as_json", is_flag=True, help="Print the verdict object (a list for several runs)."
 )
 @RUNS_DIR_OPTION
+@host_options
 @click.pass_context
 def reproduce(
     ctx: click.Context,
@@ -72,6 +74,8 @@ def reproduce(
     junit_path: str | None,
     as_json: bool,
     runs_dir: str | None,
+    host: str | None,
+    context: str | None,
 ) -> None:
     """Rerun past runs from their records and prove the outputs bit-for-bit identical.
 
@@ -84,6 +88,7 @@ def reproduce(
       reprise reproduce 20261123-1412
       reprise reproduce runs/spiral/20261123-141200-5f3a9c1e --registry 127.0.0.1:5000/team
       reprise reproduce RUN_A RUN_B --junit reprise-junit.xml   # in CI
+      reprise reproduce 20261123-1412 --host ssh://me@other-gpu-box
     """
     from reprise.commands.reproduce import ReproduceOptions, reproduce_refs
     from reprise.core.junit import verdicts_to_junit
@@ -104,6 +109,8 @@ def reproduce(
     )
     verdicts = reproduce_refs(
         runs,
+        host=host,
+        context=context,
         runs_dir=where,
         options=options,
         say=say,

@@ -11,6 +11,7 @@ from reprise.cli.common import (
     JSON_RECORD_OPTION,
     RUNS_DIR_OPTION,
     DashDashCommand,
+    host_options,
     locate_run,
     maybe_project,
     project_of,
@@ -67,6 +68,7 @@ from reprise.core.resources import DEFAULT_PIDS_LIMIT
     show_default=True,
     help="Most processes and threads the job may have (recorded).",
 )
+@host_options
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -84,6 +86,8 @@ def run(
     shm_size: str | None,
     cpus: float | None,
     pids_limit: int,
+    host: str | None,
+    context: str | None,
 ) -> None:
     """Run the training command in the project's image, recording everything.
 
@@ -97,6 +101,7 @@ def run(
       reprise run +notes=baseline --allow-dirty
       reprise run -- python eval.py --split test
       reprise run --detach --memory 32g --env WANDB_MODE=offline --secret HF_TOKEN
+      reprise run --host ssh://me@gpu-box   # inputs streamed there, outputs back here
     """
     from reprise.commands.run import launch, validate_gpus_flag
     from reprise.core.envvars import resolve_env
@@ -126,6 +131,8 @@ def run(
         resources=resources,
         detach=detach,
         say=say,
+        host=host,
+        context=context,
     )
     record = read_record(run_dir)
     if detach:
@@ -184,3 +191,28 @@ def wait(ctx: click.Context, run: str, as_json: bool, runs_dir: str | None) -> N
       reprise wait 20261123-1412 && reprise reproduce 20261123-1412
     """
     _pick_up(ctx, run, runs_dir, echo=False, as_json=as_json)
+
+
+@click.command()
+@click.argument("run")
+@JSON_RECORD_OPTION
+@RUNS_DIR_OPTION
+@click.pass_context
+def fetch(ctx: click.Context, run: str, as_json: bool, runs_dir: str | None) -> None:
+    """Fetch a run's outputs from the host it ran on, when that failed as it ended.
+
+    The run's container was kept there for this; once its outputs are here, they are
+    recorded (manifest, runtime record) and the container is removed.
+
+    \b
+    Example:
+      reprise fetch 20261123-1412 && reprise reproduce 20261123-1412
+    """
+    from reprise.commands.fetch import fetch as fetch_outputs
+
+    run_dir = locate_run(ctx, runs_dir, run)
+    project = maybe_project(ctx)
+    record = fetch_outputs(
+        run_dir, card_template=project.settings.card_template if project else None, say=say
+    )
+    report_run(record, run_dir, as_json)

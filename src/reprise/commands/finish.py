@@ -19,7 +19,7 @@ from typing import Any
 from reprise.commands.card import write_card
 from reprise.commands.inputs import HYDRA_COMPOSED
 from reprise.core import keys
-from reprise.core.errors import EngineError, RepriseError, StorageError
+from reprise.core.errors import EngineError, RecordError, RepriseError, StorageError
 from reprise.core.failures import explain as explain_failure
 from reprise.core.image import sha256
 from reprise.core.progress import Say, quiet
@@ -139,6 +139,18 @@ def _complete(
         (now - datetime.fromisoformat(started.replace("Z", "+00:00"))).total_seconds(), 3
     )
     notes = list(record.get("warnings") or []) + list(warnings)
+    record_outputs(run_dir, record, notes)
+
+
+def record_outputs(run_dir: Path, record: dict[str, Any], notes: list[str]) -> None:
+    """What the job left, into the record (written last): the config it used, the runtime's
+    record, the manifest of its outputs, and FAILED for a run that did not succeed. For a run
+    whose outputs are still where it ran (``fetched`` false) nothing of them is claimed."""
+    if record.get("fetched") is False:
+        record["manifest"] = None
+        record["warnings"] = list(dict.fromkeys(notes))
+        write_record(run_dir, record)
+        return
     config_outcome(run_dir, record, notes)
     record["runtime"], note = runtime_record(run_dir)
     if note:
@@ -163,12 +175,35 @@ def _complete(
         )
     if notes:
         record["warnings"] = list(dict.fromkeys(notes))
-    if status != "succeeded":
+    if record["status"] != "succeeded":
         tail = read_tail(run_dir, keys.RUN_LOG, 64 << 10)
-        failure = explain_failure(tail, exit_code, record.get("reason"))
+        failure = explain_failure(tail, record.get("exit_code"), record.get("reason"))
         record["reason"], record["hint"] = failure.reason, failure.hint
         atomic_write(run_dir / keys.RUN_FAILED, failed_text(record, tail), durable=False)
     write_record(run_dir, record)
+
+
+UNFETCHED = "the outputs could not be fetched from where the run ran"
+
+
+def _kept(run_id: str) -> str:
+    return f"its container is kept there: `reprise fetch {run_id}` fetches them"
+
+
+def collect(backend: Backend, job: str, run_dir: Path, say: Say) -> str | None:
+    """Bring the job's outputs into the run directory and make them reprise's (root's, as
+    root); returns why they could not be fetched, or None."""
+    try:
+        backend.collect(job, run_dir, say)
+    except (EngineError, StorageError, RecordError) as exc:
+        return exc.message
+    finally:
+        if os.getuid() == 0:
+            for sub in keys.RUN_JOB_DIRS:
+                with contextlib.suppress(FileNotFoundError):
+                    chown_tree(run_dir / sub, 0, 0)
+        shutil.rmtree(run_dir / keys.RUN_OVERLAY_DIR, ignore_errors=True)  # the kernel's scratch
+    return None
 
 
 def finalize(
@@ -188,15 +223,13 @@ def finalize(
         if record["status"] in FINAL_STATES:
             return record
         job = (record.get("container") or {}).get("id")
-        if backend is not None and job:
-            with contextlib.suppress(EngineError):
-                backend.collect(str(job), run_dir)
-        if os.getuid() == 0:
-            for sub in keys.RUN_JOB_DIRS:
-                with contextlib.suppress(FileNotFoundError):
-                    chown_tree(run_dir / sub, 0, 0)
-        shutil.rmtree(run_dir / keys.RUN_OVERLAY_DIR, ignore_errors=True)  # the kernel's scratch
+        unfetched = (
+            collect(backend, str(job), run_dir, say) if backend is not None and job else None
+        )
         record["reason"] = reason
+        record["fetched"] = unfetched is None
+        if unfetched is not None:
+            warnings = [*warnings, f"{UNFETCHED} ({unfetched}); {_kept(record['run_id'])}"]
         with storage_errors(
             f"finishing the record of run {record['run_id']}",
             "free space in the runs directory, then run `reprise ls` (or `reprise wait "
@@ -205,7 +238,7 @@ def finalize(
             _complete(run_dir, record, status, exit_code, warnings)
     for note in record.get("warnings") or []:
         say(f"warning: {note}")
-    if backend is not None and job:
+    if backend is not None and job and record.get("fetched", True):
         with contextlib.suppress(EngineError):
             backend.remove(str(job))
     render_card_safely(run_dir, card_template, say)

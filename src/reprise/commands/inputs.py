@@ -12,7 +12,7 @@ from typing import Any
 
 from reprise import __version__
 from reprise.commands.build import RunImage
-from reprise.core import keys, names
+from reprise.core import keys
 from reprise.core.config import (
     apply_overrides,
     config_hash,
@@ -28,7 +28,7 @@ from reprise.core.workspace import LockedPackage, parse_lock
 from reprise.edges.datasets import Dataset, hash_datasets
 from reprise.edges.git import CodeState, code_state, require_clean
 from reprise.edges.project import Project
-from reprise.edges.runstore import check_runs_dir, utc_now
+from reprise.edges.runstore import check_runs_dir, code_cache, utc_now
 
 MAX_SEED = 2**32 - 1
 # Hydra apps: the run directory Hydra writes (.hydra/, its log) at a fixed place in the
@@ -202,11 +202,7 @@ def _relative(path: Path, root: Path) -> str:
 
 def code_dir(runs_dir: Path, code: CodeState) -> Path:
     """Where the code at a commit (plus a patch) is kept for runs; every part validated."""
-    names.commit(code.commit, "code commit")
-    subdir = names.subdir(code.subdir)
-    key = code.commit + (f"-{subdir.replace('/', '_')}" if subdir else "")
-    suffix = f"-{code.patch_hash.split(':')[1][:16]}" if code.patch_hash else ""
-    return runs_dir / ".cache" / "code" / f"{key}{suffix}"
+    return code_cache(runs_dir, code.commit, code.subdir, code.patch_hash)
 
 
 def run_environment(inputs: RunInputs, run_id: str) -> dict[str, str]:

@@ -220,18 +220,26 @@ def owned_by(labels: Mapping[str, str], record: dict[str, Any]) -> bool:
     return bool(labels.get(keys.LABEL_RUN_ID) == record["run_id"])
 
 
-def reconcile_all(backend_factory: Callable[[], Backend], runs: list[Path], say: Say) -> None:
+def reconcile_all(
+    open_for: Callable[[Mapping[str, Any]], Backend], runs: list[Path], say: Say
+) -> None:
     """Finish or mark `lost` each of ``runs`` whose `running` record no longer matches where
-    it runs; with no engine answering, say so and leave them as recorded."""
-    if not runs:
-        return
-    try:
-        backend = backend_factory()
-    except EngineError:
-        say("warning: no engine answers; `running` runs are shown as recorded")
-        return
+    it runs (``open_for(record)`` connects to it); runs whose engine does not answer are left
+    as recorded, with a warning."""
+    backends: dict[str, Backend | None] = {}
     for run_dir in runs:
         try:
+            record = read_record(run_dir)
+            where = str((record.get("executor") or {}).get("host") or "local")
+            if where not in backends:
+                try:
+                    backends[where] = open_for(record)
+                except EngineError as exc:
+                    backends[where] = None
+                    say(f"warning: {exc.message}; `running` runs there are shown as recorded")
+            backend = backends[where]
+            if backend is None:
+                continue
             record = reconcile(backend, run_dir, say=say)
         except RepriseError as exc:
             say(f"warning: {run_dir.name}: {exc.message}")
@@ -243,13 +251,13 @@ def reconcile_all(backend_factory: Callable[[], Backend], runs: list[Path], say:
 def pick_up(run_dir: Path, *, echo: bool, card_template: Path | None, say: Say) -> dict[str, Any]:
     """`reprise attach` / `reprise wait`: follow a running run to its end (its output to the
     terminal with ``echo``) and finish its record; Ctrl-C detaches again."""
-    from reprise.execution import open_backend
+    from reprise.execution import backend_for
 
     record = read_record(run_dir)
     if record["status"] in FINAL_STATES:
         say(f"run {record['run_id']} has already ended")
         return record
-    backend = open_backend()
+    backend = backend_for(record)
     if not (record.get("container") or {}).get("id"):
         record = reconcile(backend, run_dir, say=say)
         if record["status"] in FINAL_STATES:

@@ -94,6 +94,7 @@ def _run(backend: Backend, spec: JobSpec, say: Say) -> None:
                 lines.append(line)
                 say(f"prepare: {line}")
         result = backend.wait(job)
+        backend.collect(job, spec.run_dir, say)
     finally:
         with contextlib.suppress(RepriseError):
             backend.remove(job)

@@ -143,10 +143,10 @@ def recorded_env(record: dict[str, Any], host: Mapping[str, str]) -> RunEnv:
 
 # --- the whole thing -----------------------------------------------------------------------
 def _target(
-    backend: Backend, record: dict[str, Any], strict: bool, say: Say
+    backend: Backend, record: dict[str, Any], image_id: str, strict: bool, say: Say
 ) -> tuple[dict[str, Any], list[TargetDifference]]:
-    """This machine (where the rerun executes) and how it differs from the original's."""
-    host = backend.describe_host()
+    """The machine the rerun executes on and how it differs from the original's."""
+    host = backend.describe_host(image_id)
     target = target_differences(
         record.get("host") or {}, record.get("runtime"), host, uses_gpu=bool(record.get("gpus"))
     )
@@ -224,16 +224,22 @@ def reproduce(
     console: IO[bytes] | None = None,
 ) -> Verdict:
     record = read_record(run_dir)
+    if record.get("fetched") is False:
+        raise UsageError(
+            f"run {record['run_id']}'s outputs are still where it ran: nothing to compare with",
+            hint=f"reprise fetch {record['run_id']}",
+        )
     load_manifest(run_dir)  # the original must have finished, with a valid manifest
     code = recorded_code(record, run_dir, options.repo)
     verdict = Verdict(
         run_id=record["run_id"], run_dir=str(run_dir), verdict="error", exit_code=EXIT_BAD_INPUT
     )
-    current_host, verdict.target = _target(backend, record, options.strict, say)
     unnamed_data(record, options)  # before anything is pulled or built
     code_path = ensure_code(code, run_dir.parent.parent, options.repo)
     inputs = rerun_inputs(record, run_dir, code)
     image = _image(backend, record, run_dir, code_path, options, say)
+    # Described with the image there: a remote host's CPU and GPUs are seen from a container.
+    current_host, verdict.target = _target(backend, record, image.id, options.strict, say)
     verdict.image = {
         "id": image.id,
         "source": image.record["source"],
@@ -346,6 +352,8 @@ def _record_verdict(run_dir: Path, rerun_dir: Path, verdict: Verdict, host: dict
 def reproduce_refs(
     refs: Sequence[str],
     *,
+    host: str | None = None,
+    context: str | None = None,
     runs_dir: Path,
     options: ReproduceOptions,
     say: Say,
@@ -356,9 +364,10 @@ def reproduce_refs(
     verdict to ``report`` as it comes. With ``keep_going``, an error becomes that run's
     `error` verdict and the next one goes on."""
     from reprise.edges.runstore import find_run
-    from reprise.execution import open_backend
+    from reprise.execution import open_backend, resolve_target
 
-    backend = open_backend()
+    setting = options.settings.host if options.settings else None
+    backend = open_backend(resolve_target(host=host, context=context, setting=setting))
     verdicts: list[Verdict] = []
     for ref in refs:
         run_dir: Path | None = None

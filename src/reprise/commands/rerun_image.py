@@ -9,7 +9,7 @@ from typing import Any
 
 from reprise.commands.build import RunImage, build, run_image
 from reprise.core import keys, names
-from reprise.core.errors import ImageUnavailableError, RecordError
+from reprise.core.errors import RecordError
 from reprise.core.progress import Say
 from reprise.core.settings import Settings
 from reprise.edges.project import load_project
@@ -49,34 +49,10 @@ def candidate_refs(image: dict[str, Any], registry: str | None) -> list[str]:
 def locate_image(
     backend: Backend, record: dict[str, Any], registry: str | None, say: Say
 ) -> tuple[str, str]:
-    """(image id, how it was had): the image with the recorded id where jobs run, else a pull."""
-    image = record["image"]
-    wanted = str(image["id"])
-    if backend.has_image(wanted):
-        return wanted, "local"
-    tried: list[str] = []
-    for ref in candidate_refs(image, registry):
-        say(f"pulling {ref}")
-        try:
-            got = backend.pull_image(ref, say)
-        except ImageUnavailableError as exc:
-            tried.append(f"{ref} ({exc.message})")
-            continue
-        if got != wanted:
-            raise ImageUnavailableError(
-                f"{ref} is image {got}, not the recorded {wanted}",
-                hint="the registry holds a different image under that name; pull by digest or use a bundle",
-            )
-        return wanted, f"pulled {ref}"
-    where = "; tried " + ", ".join(tried) if tried else ""
-    raise ImageUnavailableError(
-        f"the run's image {wanted} is not in this engine and could not be pulled{where}",
-        hint=(
-            "pass --registry HOST[/NAMESPACE] where it was pushed (reprise push), import the run's "
-            "bundle (reprise bundle import), or --rebuild to build it anew from the recorded "
-            "Dockerfile and uv.lock (a new artifact: not the original environment)"
-        ),
-    )
+    """(image id, how it was had): the image with the recorded id where jobs run, else pulled
+    by digest (or however the backend brings it), proven by its id."""
+    wanted = str(record["image"]["id"])
+    return wanted, backend.ensure_image(wanted, candidate_refs(record["image"], registry), say)
 
 
 def rebuild_image(

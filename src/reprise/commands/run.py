@@ -195,7 +195,9 @@ def start(
     code_path = code_dir(inputs.runs_dir, inputs.code)
     user, uid, gid = _container_user()
     record = initial_record(inputs, image, run_id)
+    record["executor"] = backend.executor
     planned = inputs.runs_dir / inputs.experiment / run_id
+    backend.ensure_image(image.id, (), say)
     backend.check(
         job_spec(inputs, image, planned, code_path, record, user)
     )  # before anything exists
@@ -204,7 +206,9 @@ def start(
     # nvidia-smi can take a while: the host is described while the job starts.
     host: dict[str, Any] = {}
     describing = threading.Thread(
-        target=lambda: host.update(backend.describe_host()), name="reprise-host", daemon=True
+        target=lambda: host.update(backend.describe_host(image.id)),
+        name="reprise-host",
+        daemon=True,
     )
     describing.start()
     run_dir = _make_run_dir(inputs, image, record, uid, gid)
@@ -260,15 +264,19 @@ def launch(
     resources: Resources,
     detach: bool,
     say: Say,
+    host: str | None = None,
+    context: str | None = None,
 ) -> Path:
-    """`reprise run`: check every input, build (or reuse) the image, run the job where runs
-    execute, and (unless ``detach``) follow it to the end. Returns the run directory."""
+    """`reprise run`: check every input, connect to where runs execute (``host`` or
+    ``context``, else the settings and the docker environment), build (or reuse) the image
+    here, and (unless ``detach``) follow the job to the end. Returns the run directory."""
     from reprise.commands.build import build, run_image
     from reprise.commands.prepare import with_prepared
     from reprise.edges.docker import Engine
     from reprise.edges.project import read_lock
-    from reprise.execution import open_backend
+    from reprise.execution import open_backend, resolve_target
 
+    target = resolve_target(host=host, context=context, setting=project.settings.host)
     lock = read_lock(project)
     inputs = prepare_run(
         project,
@@ -282,9 +290,10 @@ def launch(
         resources=resources,
         lock=lock,
     )
+    remote = open_backend(target) if target.remote else None  # fails before any build
     engine = Engine.from_env()
     image = run_image(build(project, engine, say, lock=lock))
-    backend = open_backend(engine=engine)
+    backend = remote or open_backend(target, engine=engine if target.host is None else None)
     s = project.settings
     inputs = with_prepared(backend, inputs, image, s.prepare, ca_bundle=s.ca_bundle, say=say)
     return execute(backend, inputs, image, say=say, detach=detach)

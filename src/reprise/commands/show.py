@@ -31,6 +31,10 @@ def describe_run(record: dict[str, Any], run_dir: Path) -> list[str]:
         f"times      created {record.get('created_at')}, finished {record.get('finished_at') or '-'}"
         + (f", {record['duration_s']} s" if record.get("duration_s") is not None else "")
     )
+    executor = record.get("executor") or {}
+    if executor.get("kind") == "remote":
+        fetched = "" if record.get("fetched", True) else "; outputs not fetched: reprise fetch"
+        lines.append(f"ran on     {executor.get('host')}{fetched}")
     lines.append(f"command    {shlex.join(record.get('command') or [])}")
     lines.append(f"image      {image.get('tag')} ({image.get('id')})")
     if image.get("repo_digest"):
@@ -74,9 +78,9 @@ def list_runs(
     running = [Path(s["path"]) for s in summaries if s["status"] == "running"]
     if running:
         from reprise.commands.lifecycle import reconcile_all
-        from reprise.execution import open_backend
+        from reprise.execution import backend_for
 
-        reconcile_all(open_backend, running, say)
+        reconcile_all(backend_for, running, say)
         summaries = all_summaries(runs_dir)
     return filter_runs(summaries, experiment=experiment, status=status, limit=limit)
 
@@ -85,10 +89,10 @@ def show_record(run_dir: Path, *, say: Say) -> dict[str, Any]:
     """`reprise show`: the run's record, reconciled first when it is still `running`."""
     from reprise.commands.lifecycle import reconcile_all
     from reprise.edges.runstore import read_record
-    from reprise.execution import open_backend
+    from reprise.execution import backend_for
 
     record = read_record(run_dir)
     if record["status"] == "running":
-        reconcile_all(open_backend, [run_dir], say)
+        reconcile_all(backend_for, [run_dir], say)
         record = read_record(run_dir)
     return record

@@ -30,6 +30,13 @@ REPOSITORY = re.compile(_REPO)
 TAG = re.compile(r"[\w][\w.-]{0,127}")
 REFERENCE = re.compile(rf"({_REPO})(?::({TAG.pattern}))?(?:@(sha256:[0-9a-f]{{64}}))?")
 MAX_PATH = 4096
+# Where an engine is: ssh://[user@]host[:port] (host may be an ~/.ssh/config alias),
+# tcp://host:port, unix:///path. Never an option (no leading '-').
+HOST = re.compile(
+    r"ssh://(?:[A-Za-z0-9._][A-Za-z0-9._-]{0,63}@)?[A-Za-z0-9_][A-Za-z0-9._-]{0,252}(?::[0-9]{1,5})?"
+    r"|tcp://[A-Za-z0-9_][A-Za-z0-9._-]{0,252}:[0-9]{1,5}"
+    r"|unix:///[A-Za-z0-9._/-]{1,4000}"
+)
 
 
 def new_run_id(now: datetime | None = None, suffix: str | None = None) -> str:
@@ -70,12 +77,26 @@ def image_id(value: object, field: str = "image id") -> str:
     return _check(IMAGE_ID, value, field, "image id", "sha256: and 64 hex digits")
 
 
+def sha256_digest(value: object, field: str = "digest") -> str:
+    return _check(IMAGE_ID, value, field, "sha256 digest", "sha256: and 64 hex digits")
+
+
 def dataset(value: object, field: str = "dataset name") -> str:
     return _check(DATASET, value, field, "dataset name", "'train' (letters, digits, '_', '-')")
 
 
 def env_name(value: object, field: str = "variable") -> str:
     return _check(ENV_NAME, value, field, "environment variable name", "WANDB_MODE")
+
+
+def host(value: object, field: str = "host") -> str:
+    return _check(
+        HOST,
+        value,
+        field,
+        "engine host",
+        "ssh://user@gpu-box, tcp://box:2376 or unix:///var/run/docker.sock",
+    )
 
 
 def registry(value: object, field: str = "registry") -> str:

@@ -61,6 +61,9 @@ def _check_names(record: dict[str, Any]) -> None:
     environment = record["environment"]
     for name in list(environment.get("user") or {}) + list(environment.get("secrets") or []):
         names.env_name(name, "environment")
+    executor = record.get("executor") or {}
+    if executor.get("host") is not None:
+        names.host(executor["host"], "executor.host")
     image = record["image"]
     if image.get("repo_digest") is not None:
         names.reference(image["repo_digest"], "image.repo_digest")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from reprise.core import names
-from reprise.core.errors import ProjectError, SettingsError
+from reprise.core.errors import InvalidNameError, ProjectError, SettingsError
 
 DEFAULT_BASE_IMAGE = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
 DEFAULT_RUNS_DIR = "runs"
@@ -57,6 +57,7 @@ class Settings:
     volatile: tuple[str, ...] = ()
     config_delivery: str | None = None  # None: decided from the lock (hydra-core) and `config`
     prepare: Prepare | None = None
+    host: str | None = None  # where runs execute; None: DOCKER_HOST or the current context
 
 
 # key -> (environment variable, kind)
@@ -80,6 +81,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "volatile": ("", "list"),
     "config-delivery": ("", "delivery"),
     "prepare": ("", "prepare"),
+    "host": ("REPRISE_HOST", "host"),
 }
 
 
@@ -201,6 +203,13 @@ def _convert(root: Path, key: str, kind: str, value: object) -> object:
         return parse_gpus(str(value), key=key)
     if kind == "data":
         return _data(root, key, value)
+    if kind == "host":
+        if value == "local":
+            return value
+        try:
+            return names.host(value, f"[tool.reprise] {key}")
+        except InvalidNameError as exc:
+            raise SettingsError(exc.message, key=key, value=value, hint=exc.hint) from None
     if kind == "delivery":
         if value not in CONFIG_DELIVERIES:
             raise SettingsError(
@@ -315,4 +324,5 @@ def load_settings(
         volatile=values.get("volatile") or (),
         config_delivery=values.get("config-delivery"),
         prepare=values.get("prepare"),
+        host=values.get("host"),
     )

@@ -98,6 +98,16 @@ def read_record(run_dir: Path) -> dict[str, Any]:
     return parse_record(data, source=str(path))
 
 
+def code_cache(runs_dir: Path, commit: str, subdir: str | None, patch_hash: str | None) -> Path:
+    """Where the code at a commit (plus a patch) is kept beside the runs; every part validated."""
+    names.commit(commit, "code commit")
+    sub = names.subdir(subdir)
+    key = commit + (f"-{sub.replace('/', '_')}" if sub else "")
+    if patch_hash:
+        key += f"-{names.sha256_digest(patch_hash, 'code patch hash')[7:23]}"
+    return runs_dir / ".cache" / "code" / key
+
+
 def check_runs_dir(runs_dir: Path) -> None:
     """The runs directory exists (or can be made) and takes writes: else one clear error,
     before anything is built or started."""

@@ -1,25 +1,122 @@
 """Where a run executes: one interface (:class:`~reprise.execution.backend.Backend`), one
-module per backend. The run lifecycle talks to the interface and never asks which backend it
-has; today the local Docker engine is the only one.
+module per backend (``local``: this machine's engine, by bind mount; ``remote``: an engine on
+another machine, by streaming). The run lifecycle talks to the interface and never asks which
+backend it has; this module only picks one.
+
+Which engine runs a job, first that is set: ``--host``, ``--context``, ``host`` in
+``[tool.reprise]`` (or ``REPRISE_HOST``), ``DOCKER_HOST``, ``DOCKER_CONTEXT``, the Docker CLI's
+current context. A ``unix://`` socket (or none) is this machine's engine; anything else
+(``ssh://``, ``tcp://``) is a remote one.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from reprise.core import names
+from reprise.core.errors import EngineError, InvalidNameError, UsageError
 from reprise.execution.backend import Backend
 
 if TYPE_CHECKING:
     from reprise.edges.docker import Engine
 
 
+@dataclass(frozen=True)
+class Target:
+    """An engine to run on: ``host`` None is the one the docker environment points at."""
+
+    host: str | None = None
+    tls: Any = None
+    origin: str = "default"
+
+    @property
+    def remote(self) -> bool:
+        return self.host is not None and not self.host.startswith("unix://")
+
+
+def _context(name: str) -> Target:
+    import docker.context
+    import docker.errors
+
+    try:
+        ctx = docker.context.ContextAPI.get_context(name)
+    except docker.errors.DockerException as exc:
+        raise UsageError(f"docker context {name!r} cannot be read: {exc}") from None
+    if ctx is None:
+        raise UsageError(
+            f"there is no docker context {name!r}",
+            hint="list them with `docker context ls`, or pass --host ssh://user@box",
+        )
+    host = ctx.Host
+    return Target(
+        names.host(host, f"context {name}") if host else None, ctx.TLSConfig, f"context {name}"
+    )
+
+
+def resolve_target(
+    *,
+    host: str | None = None,
+    context: str | None = None,
+    setting: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Target:
+    """The engine runs go to (see the module's docstring for the order)."""
+    env = os.environ if environ is None else environ
+    if host is not None and context is not None:
+        raise UsageError("--host and --context name the engine twice: give one")
+    try:
+        if host is not None:
+            return Target(None if host == "local" else names.host(host, "--host"), origin="--host")
+        if context is not None:
+            return _context(context)
+        if setting is not None:
+            return Target(None if setting == "local" else setting, origin="host setting")
+    except InvalidNameError as exc:
+        raise UsageError(exc.message, hint=exc.hint) from None
+    if env.get("DOCKER_HOST"):
+        return Target(origin="DOCKER_HOST")
+    name = env.get("DOCKER_CONTEXT")
+    if name is None:
+        from docker.context.config import get_current_context_name
+
+        current = get_current_context_name()
+        name = None if current == "default" else current
+    if name and name != "default":
+        return _context(name)
+    return Target()
+
+
 def open_backend(
-    environ: Mapping[str, str] | None = None, *, engine: Engine | None = None
+    target: Target | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    engine: Engine | None = None,
 ) -> Backend:
-    """The backend runs execute on: the Docker engine the environment points at (or
-    ``engine``, already connected)."""
+    """The backend for ``target`` (the docker environment's engine when None), connected."""
     from reprise.edges.docker import Engine
     from reprise.execution.local import LocalBackend
 
-    return LocalBackend(engine or Engine.from_env(environ))
+    if target is None or target.host is None:
+        return LocalBackend(engine or Engine.from_env(environ))
+    if not target.remote:
+        return LocalBackend(engine or Engine.connect(target.host))
+    from reprise.execution.remote import RemoteBackend
+
+    host = target.host
+    return RemoteBackend(
+        engine or Engine.connect(host, tls=target.tls), host, lambda: Engine.from_env(environ)
+    )
+
+
+def backend_for(record: Mapping[str, Any]) -> Backend:
+    """The backend a recorded run executed on (runs recorded before remote hosts: local)."""
+    executor = record.get("executor") or {}
+    if executor.get("kind") == "remote":
+        host = executor.get("host")
+        if not isinstance(host, str):
+            raise EngineError("the record names a remote executor without a host")
+        return open_backend(Target(names.host(host, "record executor.host"), origin="record"))
+    return open_backend()

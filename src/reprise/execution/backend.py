@@ -95,17 +95,24 @@ class Backend(ABC):
     def security(self) -> dict[str, Any]:
         """The isolation every job gets (network, privileges, capabilities), for the record."""
 
+    @property
     @abstractmethod
-    def describe_host(self) -> dict[str, Any]:
-        """The machine jobs run on: hostname, CPU, GPUs and driver, engine version."""
+    def executor(self) -> dict[str, Any]:
+        """Where jobs run, for the record: ``kind`` (local, remote) and ``host``."""
+
+    @abstractmethod
+    def describe_host(self, image: str | None = None) -> dict[str, Any]:
+        """The machine jobs run on: hostname, CPU, GPUs and driver, engine version (``image``
+        may be used to look from inside a container)."""
 
     @abstractmethod
     def has_image(self, image_id: str) -> bool:
         """Whether the image with this id is where jobs run."""
 
     @abstractmethod
-    def pull_image(self, ref: str, say: Say) -> str:
-        """Fetch ``ref`` to where jobs run; returns the id of what arrived."""
+    def ensure_image(self, image_id: str, refs: Sequence[str], say: Say) -> str:
+        """Make the image with this id be where jobs run: already there, else pulled by one
+        of ``refs`` (proven by its id), else however the backend can; says how."""
 
     @abstractmethod
     def check(self, spec: JobSpec) -> None:
@@ -138,7 +145,7 @@ class Backend(ABC):
     def stop(self, job: str, *, timeout: int) -> None: ...
 
     @abstractmethod
-    def collect(self, job: str, run_dir: Path) -> None:
+    def collect(self, job: str, run_dir: Path, say: Say) -> None:
         """Bring what the job wrote into the local run directory (once it has ended)."""
 
     @abstractmethod

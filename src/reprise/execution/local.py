@@ -7,26 +7,17 @@ its records). No network, no new privileges, no capabilities, a PIDs limit.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from reprise.core import keys
-from reprise.core.errors import EngineError
+from reprise.core.errors import ImageUnavailableError
 from reprise.core.progress import Say
-from reprise.edges.container_config import SECURITY, ContainerSpec, Mount, OverlayMount
-from reprise.edges.docker import ContainerExit, Engine
+from reprise.edges.container_config import ContainerSpec, Mount, OverlayMount
 from reprise.edges.host import describe_host
-from reprise.execution.backend import Backend, JobExit, JobSpec, JobState
-
-GPU_HINT = (
-    "install the NVIDIA Container Toolkit on this host (nvidia-ctk) and restart the engine, "
-    "or run without --gpus"
-)
-
-
-def _exit(result: ContainerExit) -> JobExit:
-    return JobExit(result.status_code, result.oom_killed, result.error)
+from reprise.execution.backend import JobSpec
+from reprise.execution.engine_backend import EngineBackend
 
 
 def job_mounts(spec: JobSpec) -> list[Mount | OverlayMount]:
@@ -76,100 +67,30 @@ def container_spec(spec: JobSpec) -> ContainerSpec:
     )
 
 
-class LocalBackend(Backend):
+class LocalBackend(EngineBackend):
     """The Docker engine of this machine (or one that shares its files)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
     @property
-    def security(self) -> dict[str, Any]:
-        return dict(SECURITY)
+    def executor(self) -> dict[str, Any]:
+        return {"kind": "local", "host": None}
 
-    def describe_host(self) -> dict[str, Any]:
+    def describe_host(self, image: str | None = None) -> dict[str, Any]:
         return describe_host(self.engine.version())
 
-    def has_image(self, image_id: str) -> bool:
-        return self.engine.image_attrs(image_id) is not None
-
-    def pull_image(self, ref: str, say: Say) -> str:
-        return str(self.engine.pull(ref, progress=say)["Id"])
-
-    def check(self, spec: JobSpec) -> None:
-        """With GPUs asked for, start a throw-away container with the same device request:
-        an engine without a GPU runtime fails it here, before any run directory exists."""
-        if not spec.gpus:
-            return
-        probe = ContainerSpec(
-            image=spec.image,
-            command=["true"],
-            environment={},
-            mounts=[],
-            working_dir="/",
-            user=spec.user,
-            labels={},
-            gpus=spec.gpus,
-        )
-        container = self.engine.create(probe)
-        try:
-            self.engine.start(container)
-            self.engine.wait(container)
-        except EngineError as exc:
-            if "device driver" in exc.message or "gpu" in exc.message.lower():
-                raise EngineError(
-                    f"--gpus {spec.gpus}: this engine cannot give containers GPUs ({exc.message})",
-                    hint=GPU_HINT,
-                ) from exc
-            raise
-        finally:
-            self.engine.remove_container(container)
+    def ensure_image(self, image_id: str, refs: Sequence[str], say: Say) -> str:
+        if self.has_image(image_id):
+            return "local"
+        pulled = self.pull_any(image_id, refs, say)
+        if pulled is None:
+            raise unavailable(image_id, getattr(self, "tried", []))
+        return pulled
 
     def create(self, spec: JobSpec) -> str:
         return self.engine.create(container_spec(spec))
 
-    def attach(self, job: str) -> Iterator[bytes]:
-        return self.engine.attach(job)
-
-    def start(self, job: str) -> None:
-        self.engine.start(job)
-
-    def logs(self, job: str, *, follow: bool) -> Iterator[bytes]:
-        return self.engine.logs(job, follow=follow)
-
-    def wait(self, job: str) -> JobExit:
-        return _exit(self.engine.wait(job))
-
-    def state(self, job: str) -> JobState | None:
-        attrs = self.engine.inspect_container(job)
-        if attrs is None:
-            return None
-        state = attrs.get("State") or {}
-        config = attrs.get("Config") or {}
-        env = dict(str(item).partition("=")[::2] for item in config.get("Env") or [])
-        labels = {str(k): str(v) for k, v in (config.get("Labels") or {}).items()}
-        if state.get("Running") or state.get("Restarting"):
-            return JobState("running", None, env, labels)
-        if state.get("Status") == "created":
-            return JobState("created", None, env, labels)
-        ended = JobExit(
-            status_code=int(state.get("ExitCode", -1)),
-            oom_killed=bool(state.get("OOMKilled")),
-            error=state.get("Error") or None,
-        )
-        return JobState("ended", ended, env, labels)
-
-    def stop(self, job: str, *, timeout: int) -> None:
-        self.engine.stop(job, timeout=timeout)
-
-    def collect(self, job: str, run_dir: Path) -> None:
+    def collect(self, job: str, run_dir: Path, say: Say) -> None:
         """Nothing to bring back: the job wrote into the run directory itself."""
         return None
-
-    def remove(self, job: str) -> None:
-        self.engine.remove_container(job)
-
-    def jobs(self) -> list[str]:
-        return self.engine.containers_with_label(keys.LABEL_RUN_DIR)
 
     def run_tool(self, image: str, command: Sequence[str], inputs: Mapping[str, Path]) -> str:
         mounts = [
@@ -177,3 +98,15 @@ class LocalBackend(Backend):
             for name, path in sorted(inputs.items())
         ]
         return self.engine.run_capture(image, command, mounts=mounts)
+
+
+def unavailable(image_id: str, tried: Sequence[str]) -> ImageUnavailableError:
+    where = "; tried " + ", ".join(tried) if tried else ""
+    return ImageUnavailableError(
+        f"the run's image {image_id} is not where jobs run and could not be pulled{where}",
+        hint=(
+            "pass --registry HOST[/NAMESPACE] where it was pushed (reprise push), import the run's "
+            "bundle (reprise bundle import), or --rebuild to build it anew from the recorded "
+            "Dockerfile and uv.lock (a new artifact: not the original environment)"
+        ),
+    )

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from reprise.commands.bundle.streams import ChunkReader, Prefetch, copy_file
 from reprise.commands.inputs import code_dir
 from reprise.commands.verdict import load_manifest
 from reprise.core import keys
@@ -32,6 +31,7 @@ from reprise.edges.docker import Engine
 from reprise.edges.git import CodeState, export_code
 from reprise.edges.runfiles import open_regular, read_regular
 from reprise.edges.runstore import read_record
+from reprise.edges.streams import ChunkReader, Prefetch, copy_file
 
 ZSTD_LEVEL = 3
 # reprise's own files of a run directory that a bundle carries.

@@ -15,7 +15,6 @@ from typing import Any
 from reprise.commands.bundle.export import RECORD_FILES, code_state_of
 from reprise.commands.bundle.image import ImageCheck, image_stream
 from reprise.commands.bundle.inspect import open_stream, read_first_header, stream_error
-from reprise.commands.bundle.streams import Prefetch
 from reprise.commands.inputs import code_dir
 from reprise.core import keys
 from reprise.core.bundleformat import (
@@ -36,6 +35,7 @@ from reprise.core.record import FINAL_STATES, parse_record
 from reprise.edges.docker import Engine
 from reprise.edges.git import apply_patch
 from reprise.edges.runstore import check_runs_dir, read_record
+from reprise.edges.streams import Prefetch
 
 # Loaded images are tagged here, and only here: never under a project's own repository.
 IMPORT_REPO = f"{keys.IMAGE_REPO_PREFIX}/imports"
