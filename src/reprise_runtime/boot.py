@@ -166,7 +166,11 @@ CONFIG_READ_MARKER = "config-read"
 def watch_config(config: str, marker: str) -> None:
     """Note (once, in ``marker``) that a Python process of the job opened the run's config:
     an audit hook sees every open() and os.open() of the process."""
-    target = os.path.realpath(config)
+    try:
+        st = os.stat(config)
+    except OSError:
+        return
+    target = (st.st_dev, st.st_ino)
     done: list[bool] = []
 
     def hook(event: str, args: tuple[object, ...]) -> None:
@@ -176,7 +180,9 @@ def watch_config(config: str, marker: str) -> None:
         if not isinstance(path, (str, bytes, os.PathLike)):
             return
         try:
-            if os.path.realpath(os.fsdecode(path)) != target:
+            # One stat per open (the file's identity), not a realpath walk of every component.
+            found = os.stat(path)
+            if (found.st_dev, found.st_ino) != target:
                 return
             done.append(True)
             fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)

@@ -5,6 +5,7 @@ writes, a prepare step that downloads, a dependency group, a run with no outputs
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -246,6 +247,14 @@ def test_a_prepare_step_downloads_and_the_hermetic_run_reads_it(tmp_path: Path) 
     assert again.exit_code == 0, again.stderr
     assert json.loads(again.stdout)["verdict"] == "identical"
     assert "prepare: downloaded" not in again.stderr  # kept: the same command, image and code
+    for kept in (root / "runs" / ".data").iterdir():
+        shutil.rmtree(kept) if kept.is_dir() else kept.unlink()
+    refused = _cli(root, "reproduce", record["run_id"])  # a rerun never goes online unasked
+    assert refused.exit_code == 2 and "--allow-prepare" in refused.stderr, refused.stderr
+    allowed = _cli(root, "reproduce", record["run_id"], "--allow-prepare", "--json")
+    assert allowed.exit_code == 0, allowed.stderr
+    assert "prepare: downloaded" in allowed.stderr
+    assert json.loads(allowed.stdout)["verdict"] == "identical"
     failed, record = _run(root, "--", "python", "fetch.py")
     assert failed.exit_code == 1
     assert record["hint"] and "no network" in record["hint"] and "prepare" in record["hint"]

@@ -44,6 +44,12 @@ def _data_flags(values: tuple[str, ...]) -> dict[str, Path]:
 )
 @click.option("--allow-data-change", is_flag=True, help="Run even when a dataset's hash differs.")
 @click.option(
+    "--allow-prepare",
+    is_flag=True,
+    help="Run the project's prepare step (with network, the run's code and image) when its "
+    "dataset is not here yet.",
+)
+@click.option(
     "--data",
     "data_flags",
     multiple=True,
@@ -70,6 +76,7 @@ def reproduce(
     rebuild: bool,
     strict: bool,
     allow_data_change: bool,
+    allow_prepare: bool,
     data_flags: tuple[str, ...],
     junit_path: str | None,
     as_json: bool,
@@ -104,6 +111,7 @@ def reproduce(
         strict=strict,
         data_paths={**(settings.data if settings else {}), **_data_flags(data_flags)},
         allow_data_change=allow_data_change,
+        allow_prepare=allow_prepare,
         card_template=settings.card_template if settings else None,
         settings=settings,
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,12 +26,12 @@ from reprise.core.record import FINAL_STATES, load_json
 from reprise.edges.hashing import manifest_of_run
 from reprise.edges.runfiles import (
     PlantedFileError,
-    chown_tree,
     read_regular,
     read_tail,
     read_text_or_none,
 )
 from reprise.edges.runstore import atomic_write, file_lock, read_record, write_record
+from reprise.edges.trees import MAX_CHOWN_DEPTH, chown_tree, remove_tree
 from reprise.execution.backend import Backend, JobExit
 
 LOG_TAIL_LINES = 40
@@ -198,12 +197,23 @@ def collect(backend: Backend, job: str, run_dir: Path, say: Say) -> str | None:
     except (EngineError, StorageError, RecordError) as exc:
         return exc.message
     finally:
-        if os.getuid() == 0:
-            for sub in keys.RUN_JOB_DIRS:
-                with contextlib.suppress(FileNotFoundError):
-                    chown_tree(run_dir / sub, 0, 0)
-        shutil.rmtree(run_dir / keys.RUN_OVERLAY_DIR, ignore_errors=True)  # the kernel's scratch
+        settle_job_dirs(run_dir, say)
     return None
+
+
+def settle_job_dirs(run_dir: Path, say: Say) -> None:
+    """As root, make the job's folders root's (the job's user may be a real user here); drop
+    the overlay's scratch folder."""
+    if os.getuid() == 0:
+        for sub in keys.RUN_JOB_DIRS:
+            with contextlib.suppress(FileNotFoundError):
+                if chown_tree(run_dir / sub, 0, 0):
+                    say(
+                        f"warning: {sub}/ holds folders deeper than {MAX_CHOWN_DEPTH} levels: "
+                        "those are left owned by the job's user"
+                    )
+    with contextlib.suppress(FileNotFoundError):
+        remove_tree(run_dir / keys.RUN_OVERLAY_DIR)  # the kernel's scratch
 
 
 def finalize(

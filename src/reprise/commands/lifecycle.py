@@ -244,6 +244,9 @@ def reconcile_all(
         except RepriseError as exc:
             say(f"warning: {run_dir.name}: {exc.message}")
             continue
+        except Exception as exc:  # noqa: BLE001 (one broken run must not stop the others)
+            say(f"warning: {run_dir.name} could not be finished: {type(exc).__name__}: {exc}")
+            continue
         if record["status"] != "running":
             say(f"{run_dir.name}: {record['status']} ({record.get('reason') or 'collected'})")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -18,19 +17,18 @@ from typing import Any
 from reprise.commands.build import RunImage
 from reprise.commands.inputs import RunInputs, code_dir
 from reprise.core import keys
-from reprise.core.errors import RepriseError
+from reprise.core.errors import RepriseError, UsageError
 from reprise.core.failures import explain as explain_failure
 from reprise.core.image import sha256
 from reprise.core.progress import Say
 from reprise.core.settings import Prepare
 from reprise.edges.datasets import Dataset, hash_dataset
 from reprise.edges.git import export_code
-from reprise.edges.runfiles import chown_tree
 from reprise.edges.runstore import atomic_write
+from reprise.edges.trees import chown_tree, remove_tree
 from reprise.execution.backend import Backend, DataInput, JobSpec
 
 PREPARE_DIR = f"{keys.CONTAINER_RUN}/data"
-CA_IN_JOB = f"{keys.CONTAINER_DATA}/ca/ca-certificates.crt"
 
 
 class PrepareError(RepriseError):
@@ -65,7 +63,7 @@ def _job(
     if ca is not None:
         data = (DataInput("ca", ca, True),)
         for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT"):
-            env[name] = CA_IN_JOB
+            env[name] = f"{keys.CONTAINER_DATA}/ca/{ca.name}"  # where the file is mounted
     return JobSpec(
         image=image.id,
         command=prepare.command,
@@ -87,12 +85,18 @@ def _run(backend: Backend, spec: JobSpec, say: Say) -> None:
     job = backend.create(spec)
     try:
         lines: list[str] = []
+        partial = b""
         stream = backend.attach(job)
         backend.start(job)
         for chunk in stream:
-            for line in chunk.decode("utf-8", "replace").splitlines():
-                lines.append(line)
-                say(f"prepare: {line}")
+            *done, partial = (partial + chunk).split(b"\n")
+            for line in done:
+                lines.append(line.decode("utf-8", "replace"))
+                say(f"prepare: {lines[-1]}")
+            lines = lines[-200:]
+        if partial:
+            lines.append(partial.decode("utf-8", "replace"))
+            say(f"prepare: {lines[-1]}")
         result = backend.wait(job)
         backend.collect(job, spec.run_dir, say)
     finally:
@@ -102,7 +106,8 @@ def _run(backend: Backend, spec: JobSpec, say: Say) -> None:
         failure = explain_failure("\n".join(lines[-60:]), result.status_code, None)
         raise PrepareError(
             f"the prepare step failed: {failure.reason}",
-            hint=failure.hint or "fix [tool.reprise] prepare's command; nothing was kept",
+            hint="fix [tool.reprise] prepare's command (it runs with network, before the run); "
+            "nothing was kept",
         )
 
 
@@ -114,13 +119,22 @@ def ensure_prepared(
     *,
     ca_bundle: Path | None,
     say: Say,
+    allow_network: bool = True,
 ) -> Dataset:
     """The dataset the prepare step makes: kept from an earlier run when its key matches,
-    else made now (with network) and kept."""
+    else made now (with network) and kept. Without ``allow_network`` (a rerun of a recorded
+    run, whose code and image may be anyone's) a step that would have to run is refused."""
     key = prepare_key(prepare, image.id, inputs)
     store = inputs.runs_dir / ".data"
     dest = store / f"{prepare.data}-{key[:16]}"
     info = {"command": list(prepare.command), "key": key, "image": image.id}
+    if not dest.is_dir() and not allow_network:
+        raise UsageError(
+            f"dataset {prepare.data!r} was made by a prepare step, which would run now with "
+            "network, with the recorded run's code and image",
+            hint=f"pass --data {prepare.data}=PATH, or --allow-prepare if you trust the run "
+            "(a bundle's code and image are whoever made it)",
+        )
     if not dest.is_dir():
         say(f"prepare: {' '.join(prepare.command)} (with network, into dataset {prepare.data!r})")
         code = code_dir(inputs.runs_dir, inputs.code)
@@ -140,7 +154,7 @@ def ensure_prepared(
                 chown_tree(staging / "data", 0, 0)
             (staging / "data").rename(dest)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            remove_tree(staging)
     dataset = hash_dataset(prepare.data, dest)
     atomic_write(dest.with_suffix(".json"), json.dumps({**info, "hash": dataset.hash}, indent=1))
     return replace(dataset, prepared=info)

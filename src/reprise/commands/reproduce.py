@@ -55,6 +55,7 @@ class ReproduceOptions:
     strict: bool = False
     data_paths: Mapping[str, Path] = field(default_factory=dict)
     allow_data_change: bool = False
+    allow_prepare: bool = False  # run a prepare step (network, the record's code and image)
     card_template: Path | None = None
     # The user's own project settings: --rebuild takes its wheelhouse and CA bundle from
     # here, never from the recorded project (whose paths would be host paths).
@@ -302,7 +303,15 @@ def prepared_paths(
         prepare = _prepare_of(record, options, name)
         if prepare is not None and name not in options.data_paths:
             ca = options.settings.ca_bundle if options.settings else None
-            out[name] = ensure_prepared(backend, inputs, image, prepare, ca_bundle=ca, say=say).path
+            out[name] = ensure_prepared(
+                backend,
+                inputs,
+                image,
+                prepare,
+                ca_bundle=ca,
+                say=say,
+                allow_network=options.allow_prepare,
+            ).path
     return out
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from reprise.core.errors import UsageError
 from reprise.core.resources import Resources, parse_bytes
 
 
@@ -31,9 +32,16 @@ class OverlayMount:
 
     def options(self) -> str:
         for path in (self.lower, self.upper, self.scratch):
-            if any(c in path for c in ",:\n"):
-                raise ValueError(f"an overlay cannot use a path with ',' or ':' ({path})")
+            if any(c in path for c in OVERLAY_UNSAFE):
+                raise UsageError(
+                    f"the run's working directory (an overlay mount) cannot use the path {path!r}: "
+                    "it holds ',', ':' or '\\', which the kernel reads as mount options",
+                    hint="choose a runs-dir (and a project folder) without those characters",
+                )
         return f"lowerdir={self.lower},upperdir={self.upper},workdir={self.scratch}"
+
+
+OVERLAY_UNSAFE = ",:\\\n"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,7 +126,9 @@ def remove_planted(root: Path, rel: str) -> str | None:
             return None
         what = _describe(st)
         if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(name, dir_fd=dir_fd)  # fd-based: never follows a link inside
+            from reprise.edges.trees import remove_tree_at
+
+            remove_tree_at(dir_fd, name)
         else:
             os.unlink(name, dir_fd=dir_fd)
         return what
@@ -139,16 +140,6 @@ def open_append(root: Path, rel: str) -> tuple[int, str | None]:
     planted = remove_planted(root, rel)
     fd = open_regular(root, rel, os.O_RDWR | os.O_APPEND | os.O_CREAT)
     return fd, planted
-
-
-def chown_tree(root: Path, uid: int, gid: int) -> None:
-    """Give ``root`` and everything below it to uid:gid, links themselves (never their
-    targets); descriptor-based, so a symlink swapped in cannot redirect it."""
-    os.chown(root, uid, gid, follow_symlinks=False)
-    for _, dirnames, filenames, dir_fd in os.fwalk(root, follow_symlinks=False):
-        for name in dirnames + filenames:
-            with contextlib.suppress(FileNotFoundError):
-                os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
 
 
 def read_tail(root: Path, rel: str, max_bytes: int) -> str:

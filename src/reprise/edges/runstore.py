@@ -111,6 +111,15 @@ def code_cache(runs_dir: Path, commit: str, subdir: str | None, patch_hash: str 
 def check_runs_dir(runs_dir: Path) -> None:
     """The runs directory exists (or can be made) and takes writes: else one clear error,
     before anything is built or started."""
+    from reprise.edges.container_config import OVERLAY_UNSAFE
+
+    if any(c in str(runs_dir.resolve()) for c in OVERLAY_UNSAFE):
+        raise UsageError(
+            f"the runs directory {runs_dir} holds ',', ':' or '\\' in its path: runs mount "
+            "folders of it as an overlay, whose options the kernel splits on those",
+            hint="choose a runs-dir without those characters (runs-dir in [tool.reprise], "
+            "REPRISE_RUNS_DIR or --runs-dir)",
+        )
     if runs_dir.exists() and not runs_dir.is_dir():
         raise UsageError(
             f"the runs directory {runs_dir} is not a directory",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import tarfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,6 +21,7 @@ from reprise.core.hostinfo import GPU_QUERY, parse_nvidia_smi_csv
 from reprise.core.progress import Say, quiet
 from reprise.edges.container_config import ContainerSpec
 from reprise.edges.docker import Engine
+from reprise.edges.trees import remove_tree
 from reprise.edges.untar import unpack
 from reprise.execution.backend import JobSpec
 from reprise.execution.engine_backend import EngineBackend
@@ -285,14 +285,14 @@ class RemoteBackend(EngineBackend):
             )
         elif isinstance(code, Path):
             scratch = run_dir / ".work-fetch"
-            shutil.rmtree(scratch, ignore_errors=True)
+            remove_tree(scratch)
             _clear(run_dir / keys.RUN_WORK_DIR)
             try:
                 stream = self.engine.get_archive(job, keys.CONTAINER_WORK)
                 unpack(stream, scratch, strip="work", progress=progress.add)
                 keep_changes(scratch, code, run_dir / keys.RUN_WORK_DIR)
             finally:
-                shutil.rmtree(scratch, ignore_errors=True)
+                remove_tree(scratch)
         progress.report()
 
     def run_tool(self, image: str, command: Sequence[str], inputs: Mapping[str, Path]) -> str:
@@ -311,7 +311,7 @@ def _clear(folder: Path, keep: str | None = None) -> None:
         if entry.name == keep:
             continue
         if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
+            remove_tree(entry)
         else:
             entry.unlink()
 

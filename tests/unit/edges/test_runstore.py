@@ -72,3 +72,17 @@ def test_read_record_errors(tmp_path: Path) -> None:
     (tmp_path / "run.json").write_text("[" * 50_000)
     with pytest.raises(RecordError, match="nested too deeply"):
         read_record(tmp_path)
+
+
+@pytest.mark.parametrize("odd", ["odd,dir", "odd:dir", "back\\slash"])
+def test_a_runs_dir_the_overlay_cannot_name_is_refused_before_anything_is_made(
+    tmp_path: Path, odd: str
+) -> None:
+    from reprise.core.errors import UsageError
+    from reprise.edges.runstore import check_runs_dir
+
+    runs = tmp_path / odd / "runs"
+    with pytest.raises(UsageError) as caught:
+        check_runs_dir(runs)
+    assert caught.value.exit_code == 2 and "runs-dir" in (caught.value.hint or "")
+    assert not (tmp_path / odd).exists()

@@ -1,0 +1,79 @@
+"""Trees a job made: changed and removed without recursion and without following links."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from reprise.edges.trees import MAX_CHOWN_DEPTH, chown_tree, remove_tree
+
+
+def _deep(root: Path, depth: int) -> Path:
+    """A chain of ``depth`` folders below ``root`` made by descriptor (no path grows too long)."""
+    root.mkdir()
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        with open(os.open("leaf.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as f:
+            f.write("deep")
+    finally:
+        os.close(fd)
+    return root
+
+
+def test_a_tree_deeper_than_the_recursion_limit_is_removed(tmp_path: Path) -> None:
+    root = _deep(tmp_path / "job", 3000)
+    (root / "link").symlink_to(tmp_path / "keep")
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep" / "precious").write_text("x")
+    remove_tree(root)
+    assert not root.exists()
+    assert (tmp_path / "keep" / "precious").read_text() == "x"  # the link was not followed
+
+
+def test_remove_tree_takes_a_link_itself_and_a_missing_path_quietly(tmp_path: Path) -> None:
+    (tmp_path / "target").mkdir()
+    (tmp_path / "target" / "f").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    remove_tree(tmp_path / "link")
+    remove_tree(tmp_path / "nothing")
+    assert (tmp_path / "target" / "f").exists() and not (tmp_path / "link").is_symlink()
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="changing owners needs root")
+def test_chown_goes_as_deep_as_the_manifest_then_says_what_it_left(tmp_path: Path) -> None:
+    root = _deep(tmp_path / "job", MAX_CHOWN_DEPTH + 50)
+    outside = tmp_path / "outside"
+    outside.write_text("x")
+    os.chown(outside, 0, 0)
+    (root / "link").symlink_to(outside)
+    os.chown(root / "link", 1000, 1000, follow_symlinks=False)
+    assert chown_tree(root, 4242, 4242) == 1
+    assert (root / "d" / "d").stat().st_uid == 4242
+    assert os.lstat(root / "link").st_uid == 4242
+    assert outside.stat().st_uid == 0  # the link's target is never changed
+    remove_tree(root)
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="changing owners needs root")
+def test_chown_of_a_deep_tree_that_fits_changes_every_entry(tmp_path: Path) -> None:
+    root = _deep(tmp_path / "job", 100)
+    assert chown_tree(root, 4242, 4242) == 0
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    owners = set()
+    try:
+        for _ in range(100):
+            child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+            owners.add(os.fstat(fd).st_uid)
+        owners.add(os.stat("leaf.txt", dir_fd=fd).st_uid)
+    finally:
+        os.close(fd)
+    assert owners == {4242}
