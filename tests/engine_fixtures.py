@@ -47,6 +47,62 @@ EXTRA_SCRIPTS = {
         "(d / 'fixed.txt').write_text('always the same\\n')\n"
         "(d / 'time.txt').write_text(repr(time.time()))\n"
     ),
+    # A resumable training: shuffling DataLoader with workers, dropout, momentum, an LR
+    # schedule, checkpoints every 5 steps (the newest 2 kept), best by loss.
+    "resumable.py": (
+        "import os, time, torch\n"
+        "from reprise_runtime import log_metrics, outputs_dir\n"
+        "from reprise_runtime.checkpoint import Checkpoints\n"
+        "from reprise_runtime.data import ResumableSampler, loader\n"
+        "class Data(torch.utils.data.Dataset):\n"
+        "    def __init__(self):\n"
+        "        g = torch.Generator().manual_seed(0)\n"
+        "        self.x = torch.randn(256, 8, generator=g); self.y = (self.x.sum(1) > 0).long()\n"
+        "    def __len__(self): return 256\n"
+        "    def __getitem__(self, i): return self.x[i], self.y[i]\n"
+        "data = Data()\n"
+        "model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Dropout(0.1), torch.nn.Linear(16, 2))\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n"
+        "sched = torch.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.5)\n"
+        "sampler = ResumableSampler(len(data), seed=None)\n"
+        "ckpt = Checkpoints(every=5, keep_last=2, best=('loss', 'min'))\n"
+        "start = ckpt.resume(model=model, optimizer=opt, scheduler=sched, sampler=sampler)\n"
+        "step, epoch = start.step, start.epoch\n"
+        "pause = float(os.environ.get('PAUSE', '0'))\n"
+        "while epoch < 5:\n"
+        "    for x, y in loader(data, sampler, epoch, batch_size=32, num_workers=2):\n"
+        "        step += 1\n"
+        "        loss = torch.nn.functional.cross_entropy(model(x), y)\n"
+        "        opt.zero_grad(); loss.backward(); opt.step(); sched.step()\n"
+        "        log_metrics(step=step, loss=loss.item(), lr=sched.get_last_lr()[0])\n"
+        "        print('step', step, flush=True)\n"
+        "        ckpt.step(step, epoch=epoch, metrics={'loss': loss.item()}, model=model, optimizer=opt, scheduler=sched, sampler=sampler)\n"
+        "        time.sleep(pause)\n"
+        "    epoch += 1\n"
+        "outputs_dir().mkdir(parents=True, exist_ok=True)\n"
+        "torch.save(model.state_dict(), outputs_dir() / 'model.pt')\n"
+    ),
+    # Deterministic until step 37, where real entropy enters the gradient.
+    "drift37.py": (
+        "import os, torch\n"
+        "from reprise_runtime import outputs_dir\n"
+        "from reprise_runtime import watch\n"
+        "model = torch.nn.Linear(4, 2); opt = torch.optim.SGD(model.parameters(), lr=0.01); watch(model)\n"
+        "x = torch.randn(64, 4); y = torch.randn(64, 2)\n"
+        "for step in range(1, 61):\n"
+        "    opt.zero_grad(); loss = ((model(x) - y) ** 2).mean(); loss.backward()\n"
+        "    if step >= 37:\n"
+        "        model.weight.grad += (1 + int.from_bytes(os.urandom(2), 'big')) * 1e-9\n"
+        "    opt.step()\n"
+        "outputs_dir().mkdir(parents=True, exist_ok=True)\n"
+        "torch.save(model.state_dict(), outputs_dir() / 'weights.pt')\n"
+    ),
+    # An operation without a deterministic implementation, on CPU too.
+    "putop.py": (
+        "import torch\n"
+        "x = torch.zeros(4); x.put_(torch.tensor([1, 1]), torch.tensor([1.0, 2.0]))\n"
+        "print('put done', flush=True)\n"
+    ),
     # Metrics identical up to step 4, then perturbed by real entropy.
     "drift.py": (
         "import os\nfrom reprise_runtime import log_metrics\n"

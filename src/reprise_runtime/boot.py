@@ -34,14 +34,50 @@ def _seed_numpy(module: ModuleType, seed: int) -> None:
     _applied["numpy"] = True
 
 
-def _seed_torch(module: ModuleType, seed: int, threads: int | None) -> None:
+MODES = ("strict", "warn", "off")
+_nondeterministic: list[str] = []
+
+
+def _note_nondeterministic(message: str) -> None:
+    """From torch's warning in `warn` mode: the operation without a deterministic
+    implementation (its name is the message's first words)."""
+    what = message.split(" does not have a deterministic implementation")[0].strip()
+    if what and what not in _nondeterministic and len(_nondeterministic) < 100:
+        _nondeterministic.append(what[:200])
+
+
+def _watch_warnings() -> None:
+    import warnings
+
+    original = warnings.showwarning
+
+    def showwarning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        text = str(message)
+        if "does not have a deterministic implementation" in text:
+            _note_nondeterministic(text)
+        original(message, category, *args, **kwargs)
+
+    warnings.showwarning = showwarning
+
+
+def _seed_torch(module: ModuleType, seed: int, threads: int | None, mode: str = "strict") -> None:
     module.manual_seed(seed)  # CPU and every CUDA device
-    module.use_deterministic_algorithms(True)
-    module.backends.cudnn.deterministic = True
-    module.backends.cudnn.benchmark = False
+    if mode in ("strict", "warn"):
+        module.use_deterministic_algorithms(True, warn_only=mode == "warn")
+        module.backends.cudnn.deterministic = True
+        module.backends.cudnn.benchmark = False
+        if mode == "warn":
+            _watch_warnings()
+    _applied["determinism"] = mode
     if threads:
         module.set_num_threads(threads)
     _applied["torch"] = True
+    try:
+        from reprise_runtime import fingerprint
+
+        fingerprint.install(module, os.environ)
+    except Exception as exc:  # noqa: BLE001 - never break the user's program
+        _warn("step fingerprints are off", exc)
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
@@ -112,7 +148,9 @@ def describe() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "python_executable": sys.executable,
         "packages": packages,
-        "seeded": sorted(["python", *_applied]),
+        "seeded": sorted(["python", *(k for k in _applied if k in ("numpy", "torch"))]),
+        "determinism": _applied.get("determinism"),
+        "nondeterministic_ops": list(_nondeterministic),
         "seed": os.environ.get("REPRISE_SEED"),
     }
     if "numpy" in sys.modules:
@@ -141,6 +179,14 @@ def describe() -> dict[str, Any]:
                     }
                 )
         info["torch"] = t
+        try:
+            from reprise_runtime import fingerprint
+
+            active = fingerprint.active()
+            if active is not None:
+                info["fingerprints"] = active.summary()
+        except Exception as exc:  # noqa: BLE001 - never break the user's program
+            _warn("could not describe the step fingerprints", exc)
     return info
 
 
@@ -199,6 +245,8 @@ def apply(environ: os._Environ[str] | dict[str, str] = os.environ) -> None:
         seed = int(seed_text)
         threads_text = environ.get("REPRISE_NUM_THREADS")
         threads = int(threads_text) if threads_text else None
+        mode = environ.get("REPRISE_DETERMINISM", "strict")
+        mode = mode if mode in MODES else "strict"
         random.seed(seed)
         hooks: dict[str, Callable[[ModuleType], None]] = {}
         if "numpy" in sys.modules:
@@ -206,9 +254,9 @@ def apply(environ: os._Environ[str] | dict[str, str] = os.environ) -> None:
         else:
             hooks["numpy"] = lambda m: _seed_numpy(m, seed)
         if "torch" in sys.modules:
-            _seed_torch(sys.modules["torch"], seed, threads)
+            _seed_torch(sys.modules["torch"], seed, threads, mode)
         else:
-            hooks["torch"] = lambda m: _seed_torch(m, seed, threads)
+            hooks["torch"] = lambda m: _seed_torch(m, seed, threads, mode)
         sys.meta_path.insert(0, _AfterImport(hooks))
     if environ.get("REPRISE_RUNTIME_RECORD"):
         atexit.register(_record)

@@ -47,6 +47,7 @@ for command in (
     build.build,
     run.run,
     reproduce.reproduce,
+    reproduce.resume,
     reproduce.diff,
     share.push,
     share.bundle,

@@ -133,6 +133,73 @@ def reproduce(
     ctx.exit(max(v.exit_code for v in verdicts))
 
 
+@click.command()
+@click.argument("run")
+@click.option("--registry", default=None, help="Registry to pull the image from, by digest.")
+@click.option(
+    "--data",
+    "data_flags",
+    multiple=True,
+    metavar="NAME=PATH",
+    help="Where a dataset the run read is on this machine (default: the project's settings).",
+)
+@click.option("--allow-data-change", is_flag=True, help="Run even when a dataset's hash differs.")
+@click.option(
+    "--detach", "-d", is_flag=True, help="Start, print the run id, return (see attach/wait)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the finished run.json on stdout.")
+@RUNS_DIR_OPTION
+@host_options
+@click.pass_context
+def resume(
+    ctx: click.Context,
+    run: str,
+    registry: str | None,
+    data_flags: tuple[str, ...],
+    allow_data_change: bool,
+    detach: bool,
+    as_json: bool,
+    runs_dir: str | None,
+    host: str | None,
+    context: str | None,
+) -> None:
+    """Continue a failed, interrupted or lost run from its checkpoints/last.pt.
+
+    The new run has the same image, commit, config, seed, threads and command, starts with
+    the interrupted run's checkpoints, outputs and metrics, and records what it resumes
+    (reprise_runtime.Checkpoints.resume() loads the checkpoint). Reproducing the resumed run
+    reruns it uninterrupted and compares. Exit code 1 unless the resumed run succeeded.
+
+    \b
+    Examples:
+      reprise resume 20261123-1412
+      reprise resume 20261123-1412 --host ssh://me@gpu-box --detach
+    """
+    from reprise.cli.common import report_run
+    from reprise.commands.reproduce import ReproduceOptions
+    from reprise.commands.resume import resume_run
+    from reprise.edges.runstore import read_record
+
+    run_dir = locate_run(ctx, runs_dir, run)
+    project = maybe_project(ctx)
+    settings = project.settings if project else None
+    options = ReproduceOptions(
+        repo=project.root if project else None,
+        registry=registry or (settings.registry if settings else None),
+        data_paths={**(settings.data if settings else {}), **_data_flags(data_flags)},
+        allow_data_change=allow_data_change,
+        card_template=settings.card_template if settings else None,
+        settings=settings,
+    )
+    new_dir = resume_run(run_dir, options, host=host, context=context, say=say, detach=detach)
+    record = read_record(new_dir)
+    if detach:
+        say(f"started; follow it with: reprise attach {record['run_id']}")
+    report_run(record, new_dir, as_json)
+    if record["status"] not in ("succeeded", "running"):
+        ctx.exit(1)
+
+
 def _report_verdict(verdict: Any) -> None:
     click.echo(f"run      {verdict.run_id}")
     if verdict.rerun_id:

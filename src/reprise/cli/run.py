@@ -32,6 +32,13 @@ from reprise.core.resources import DEFAULT_PIDS_LIMIT
 @click.option("--allow-dirty", is_flag=True, help="Run uncommitted changes; the patch is stored.")
 @click.option("--gpus", default=None, help='GPUs: "all" or a count (default: [tool.reprise] gpus).')
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads (recorded).")
+@click.option(
+    "--determinism",
+    type=click.Choice(["strict", "warn", "off"]),
+    default=None,
+    help="torch's deterministic algorithms: strict raises on an op without one, warn records "
+    "it, off leaves torch as is (default: [tool.reprise] determinism, else strict; recorded).",
+)
 @JSON_RECORD_OPTION
 @click.option(
     "--detach", "-d", is_flag=True, help="Start, print the run id, return (see attach/wait)."
@@ -77,6 +84,7 @@ def run(
     allow_dirty: bool,
     gpus: str | None,
     threads: int | None,
+    determinism: str | None,
     as_json: bool,
     detach: bool,
     env_flags: tuple[str, ...],
@@ -133,6 +141,7 @@ def run(
         say=say,
         host=host,
         context=context,
+        determinism=determinism,
     )
     record = read_record(run_dir)
     if detach:

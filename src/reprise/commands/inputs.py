@@ -64,6 +64,10 @@ class RunInputs:
     workdir: str = ""  # the project's folder within the code (a workspace member's)
     delivery: str = "file"  # how the config reaches the job: file, hydra, none
     volatile: tuple[str, ...] = ()  # output paths recorded but not compared
+    determinism: str = "strict"  # torch's deterministic algorithms: strict, warn, off
+    fingerprint_every: int | None = None  # step fingerprints every K optimizer steps; None: off
+    resumes: Mapping[str, Any] | None = None  # the interrupted run this one continues
+    resume_dir: Path | None = None  # its run directory, whose job folders this run starts with
 
 
 def check_seed(value: object, source: str) -> int:
@@ -150,6 +154,7 @@ def prepare_run(
     env: RunEnv | None = None,
     resources: Resources | None = None,
     lock: bytes | None = None,
+    determinism: str | None = None,
 ) -> RunInputs:
     settings = project.settings
     check_runs_dir(settings.runs_dir)
@@ -190,6 +195,8 @@ def prepare_run(
         volatile=volatile,
         env=env or RunEnv(),
         resources=resources or Resources(),
+        determinism=determinism or settings.determinism,
+        fingerprint_every=settings.fingerprint_every,
     )
 
 
@@ -217,6 +224,10 @@ def run_environment(inputs: RunInputs, run_id: str) -> dict[str, str]:
     }
     for name in keys.THREAD_ENV_VARS:
         env[name] = str(inputs.threads)
+    env[keys.ENV_DETERMINISM] = inputs.determinism
+    env[keys.ENV_FINGERPRINT_EVERY] = str(inputs.fingerprint_every or "off")
+    if inputs.resumes is not None:
+        env[keys.ENV_RESUME] = "1"
     if inputs.delivery != "file":  # no reprise config: Hydra composes its own, or there is none
         del env[keys.ENV_CONFIG]
     return dict(sorted(env.items()))
@@ -259,6 +270,9 @@ def initial_record(inputs: RunInputs, image: RunImage, run_id: str) -> dict[str,
         "volatile": list(inputs.volatile),
         "seed": inputs.seed,
         "seed_source": inputs.seed_source,
+        "determinism": inputs.determinism,
+        "fingerprint_every": inputs.fingerprint_every,
+        "resumes": dict(inputs.resumes) if inputs.resumes is not None else None,
         "data": {name: d.to_record() for name, d in sorted(inputs.data.items())},
         "threads": inputs.threads,
         "gpus": inputs.gpus,

@@ -20,7 +20,13 @@ from reprise.commands.finish import render_card_safely
 from reprise.commands.inputs import RunInputs, code_dir
 from reprise.commands.rerun_image import locate_image, rebuild_image, record_file, recorded_image
 from reprise.commands.run import execute
-from reprise.commands.verdict import Verdict, error_verdict, explain, load_manifest
+from reprise.commands.verdict import (
+    Verdict,
+    error_verdict,
+    explain,
+    load_manifest,
+    nondeterministic_note,
+)
 from reprise.core import keys
 from reprise.core.divergence import TargetDifference, target_differences
 from reprise.core.envvars import RunEnv
@@ -124,6 +130,9 @@ def rerun_inputs(record: dict[str, Any], run_dir: Path, code: CodeState) -> RunI
         workdir=record["code"].get("workdir") or "",
         delivery=record["config"].get("delivery") or "file",
         volatile=tuple(record.get("volatile") or ()),
+        # Runs recorded before these existed had strict mode and no fingerprints.
+        determinism=str(record.get("determinism") or "strict"),
+        fingerprint_every=record.get("fingerprint_every"),
     )
 
 
@@ -210,6 +219,7 @@ def _judge(
             verdict.details.insert(
                 0, f"status: {record['status']} originally, {rerun['status']} in the rerun"
             )
+        verdict.details.extend(nondeterministic_note(record, rerun))
     if verdict.data_changed:
         verdict.details.insert(
             0, "data changed (--allow-data-change): " + ", ".join(verdict.data_changed)

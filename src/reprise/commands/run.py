@@ -157,8 +157,31 @@ def _make_run_dir(
     with storage_errors("creating the run directory", "free space in the runs directory"):
         run_dir = create_run_dir(inputs.runs_dir, inputs.experiment, record["run_id"], files)
         prepare_writable(run_dir, uid, gid)
+        if inputs.resume_dir is not None:
+            carry_over(inputs.resume_dir, run_dir, record, uid)
         write_record(run_dir, record, durable=False)
     return run_dir
+
+
+def carry_over(previous: Path, run_dir: Path, record: dict[str, Any], uid: int) -> None:
+    """A resumed run starts with what the interrupted one left in its job folders (regular
+    files only: its links and FIFOs stay behind, named), never its console log or runtime."""
+    from reprise.edges.trees import copy_job_tree
+
+    owner = uid if os.getuid() == 0 else None
+    left: list[str] = []
+    for sub in keys.RUN_JOB_DIRS:
+        if sub == keys.RUN_RUNTIME_DIR:
+            continue
+        skip = (keys.RUN_LOG.split("/", 1)[1],) if sub == keys.RUN_LOG.split("/", 1)[0] else ()
+        left += [
+            f"{sub}/{p}" for p in copy_job_tree(previous / sub, run_dir / sub, uid=owner, skip=skip)
+        ]
+    if left:
+        shown = ", ".join(left[:5]) + (" ..." if len(left) > 5 else "")
+        record.setdefault("warnings", []).append(
+            f"{len(left)} entries of the interrupted run were not carried over: {shown}"
+        )
 
 
 def cannot_exec(message: str) -> bool:
@@ -266,6 +289,7 @@ def launch(
     say: Say,
     host: str | None = None,
     context: str | None = None,
+    determinism: str | None = None,
 ) -> Path:
     """`reprise run`: check every input, connect to where runs execute (``host`` or
     ``context``, else the settings and the docker environment), build (or reuse) the image
@@ -289,6 +313,7 @@ def launch(
         env=env,
         resources=resources,
         lock=lock,
+        determinism=determinism,
     )
     remote = open_backend(target) if target.remote else None  # fails before any build
     engine = Engine.from_env()

@@ -51,6 +51,11 @@ def describe_run(record: dict[str, Any], run_dir: Path) -> list[str]:
     lines.append(f"config     {record['config']['hash']}" + (f"  {overrides}" if overrides else ""))
     for name, info in sorted((record.get("data") or {}).items()):
         lines.append(f"data       {name}: {info['hash']} ({info['files']} files)")
+    resumes = record.get("resumes") or {}
+    if resumes:
+        lines.append(f"resumes    {resumes.get('run_id')} from {resumes.get('checkpoint')}")
+    if record.get("determinism", "strict") != "strict":
+        lines.append(f"determinism {record.get('determinism')}")
     if record.get("reproduces"):
         lines.append(f"reproduces {record['reproduces']}")
     for m in summarize(parse_records(metrics_text(run_dir))):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reprise.core import keys
+from reprise.core import fingerprints, keys
 from reprise.core.divergence import (
     JSONL_SUFFIXES,
     TENSOR_SUFFIXES,
@@ -168,6 +168,13 @@ def explain(
         if not (_regular(a_dir, path) and _regular(b_dir, path)):
             lines.append(f"{path}: content differs (the original file is not here to compare)")
             continue
+        if path == fingerprints.PATH:
+            ta, tb = _text(a_dir, path), _text(b_dir, path)
+            found = fingerprints.first_divergence(ta, tb) if ta and tb else None
+            if found is not None:
+                reports[path] = {"kind": "fingerprints", **found}
+                lines.insert(0, fingerprints.describe(found))  # the when, before the what
+                continue
         if path.endswith(JSONL_SUFFIXES):
             ta, tb = _text(a_dir, path), _text(b_dir, path)
             report = diff_jsonl(ta, tb) if ta is not None and tb is not None else None
@@ -209,3 +216,23 @@ def compare_tensors(backend: Backend, image_id: str, a: Path, b: Path) -> dict[s
     if not isinstance(result, dict):
         return {"loadable": False, "error": "the comparison's report is not an object"}
     return result
+
+
+def nondeterministic_note(*records: dict[str, Any]) -> list[str]:
+    """What the runtime saw of operations without a deterministic implementation (in
+    determinism "warn"), or that determinism was off: the likely cause of a divergence."""
+    ops: list[str] = []
+    modes = set()
+    for record in records:
+        runtime = record.get("runtime") or {}
+        modes.add(record.get("determinism") or runtime.get("determinism") or "strict")
+        for op in runtime.get("nondeterministic_ops") or []:
+            if isinstance(op, str) and op not in ops:
+                ops.append(op[:200])
+    notes = []
+    if ops:
+        shown = ", ".join(ops[:5]) + (" ..." if len(ops) > 5 else "")
+        notes.append(f"the run used operations without a deterministic implementation: {shown}")
+    if "off" in modes:
+        notes.append('determinism was "off": torch was free to pick nondeterministic kernels')
+    return notes

@@ -105,6 +105,14 @@ def _executable(match: re.Match[str], _log: str) -> str:
     return executable_hint(next((g for g in match.groups() if g), None))
 
 
+def _nondeterministic(match: re.Match[str], _log: str) -> str:
+    return (
+        f"{match.group('op')} has no deterministic implementation, and reprise runs torch with "
+        'determinism = "strict": set determinism = "warn" in [tool.reprise] (or '
+        "--determinism warn) to run it and record that it was used, or replace the operation"
+    )
+
+
 CAUSES: tuple[Cause, ...] = (
     Cause(
         "read-only",
@@ -141,6 +149,11 @@ CAUSES: tuple[Cause, ...] = (
             re.MULTILINE,
         ),
         _executable,
+    ),
+    Cause(
+        "nondeterministic-op",
+        re.compile(r"(?P<op>[\w.]{1,200}) does not have a deterministic implementation"),
+        _nondeterministic,
     ),
 )
 

@@ -21,6 +21,8 @@ DEFAULT_BASE_IMAGE = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
 DEFAULT_RUNS_DIR = "runs"
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 CONFIG_DELIVERIES = ("file", "hydra", "none")
+DETERMINISM_MODES = ("strict", "warn", "off")
+DEFAULT_FINGERPRINT_EVERY = 50
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class Settings:
     config_delivery: str | None = None  # None: decided from the lock (hydra-core) and `config`
     prepare: Prepare | None = None
     host: str | None = None  # where runs execute; None: DOCKER_HOST or the current context
+    determinism: str = "strict"
+    fingerprint_every: int | None = DEFAULT_FINGERPRINT_EVERY  # None: off
 
 
 # key -> (environment variable, kind)
@@ -82,6 +86,8 @@ _KEYS: dict[str, tuple[str, str]] = {
     "config-delivery": ("", "delivery"),
     "prepare": ("", "prepare"),
     "host": ("REPRISE_HOST", "host"),
+    "determinism": ("REPRISE_DETERMINISM", "determinism"),
+    "fingerprint-every": ("REPRISE_FINGERPRINT_EVERY", "fingerprint"),
 }
 
 
@@ -203,6 +209,30 @@ def _convert(root: Path, key: str, kind: str, value: object) -> object:
         return parse_gpus(str(value), key=key)
     if kind == "data":
         return _data(root, key, value)
+    if kind == "determinism":
+        if value not in DETERMINISM_MODES:
+            raise SettingsError(
+                f"[tool.reprise] {key} must be one of {', '.join(DETERMINISM_MODES)}",
+                key=key,
+                value=value,
+                hint='"strict" (the default) raises on an operation without a deterministic '
+                'implementation; "warn" records it; "off" leaves torch as it is',
+            )
+        return value
+    if kind == "fingerprint":
+        if value in (False, "off", "false", 0, "0"):
+            return 0
+        try:
+            every = int(str(value))
+        except ValueError:
+            every = -1
+        if isinstance(value, bool) or every < 1:
+            raise SettingsError(
+                f"[tool.reprise] {key} must be a positive number of optimizer steps, or off",
+                key=key,
+                value=value,
+            )
+        return every
     if kind == "host":
         if value == "local":
             return value
@@ -325,4 +355,6 @@ def load_settings(
         config_delivery=values.get("config-delivery"),
         prepare=values.get("prepare"),
         host=values.get("host"),
+        determinism=values.get("determinism", "strict"),
+        fingerprint_every=values.get("fingerprint-every", DEFAULT_FINGERPRINT_EVERY) or None,
     )

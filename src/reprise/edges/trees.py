@@ -144,3 +144,81 @@ def _empty(top: int) -> None:
     finally:
         for fd, _, _ in stack[1:]:
             os.close(fd)
+
+
+def copy_job_tree(
+    src: Path, dst: Path, *, uid: int | None, skip: tuple[str, ...] = ()
+) -> list[str]:
+    """Copy the folders and regular files of ``src`` (a job's folder, hostile) into ``dst``,
+    as deep as MAX_CHOWN_DEPTH, owned by ``uid`` (as root); links, FIFOs, devices and files
+    with several links are left out and named in the result, as are paths in ``skip``."""
+    left: list[str] = []
+    if not src.is_dir() or src.is_symlink():
+        return left
+    dst.mkdir(parents=True, exist_ok=True)
+    stack: list[tuple[int, int, str, list[tuple[str, bool]]]] = []
+    try:
+        top_src = os.open(src, _DIR_FLAGS)
+        top_dst = os.open(dst, _DIR_FLAGS)
+        stack.append((top_src, top_dst, "", _entries(top_src)))
+        while stack:
+            s_fd, d_fd, rel, entries = stack[-1]
+            if not entries:
+                os.close(s_fd)
+                os.close(d_fd)
+                stack.pop()
+                continue
+            name, is_dir = entries.pop()
+            path = f"{rel}{name}"
+            if path in skip:
+                continue
+            if is_dir:
+                if len(stack) >= MAX_CHOWN_DEPTH:
+                    left.append(f"{path}/ (too deep)")
+                    continue
+                child = os.open(name, _DIR_FLAGS, dir_fd=s_fd)
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(name, 0o755, dir_fd=d_fd)
+                out = os.open(name, _DIR_FLAGS, dir_fd=d_fd)
+                if uid is not None:
+                    os.chown(out, uid, uid)
+                stack.append((child, out, f"{path}/", _entries(child)))
+                continue
+            _copy_file(s_fd, d_fd, name, path, uid, left)
+    finally:
+        for s_fd, d_fd, _, _ in stack:
+            os.close(s_fd)
+            os.close(d_fd)
+    return left
+
+
+def _copy_file(
+    s_fd: int, d_fd: int, name: str, path: str, uid: int | None, left: list[str]
+) -> None:
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=s_fd)
+    except OSError:
+        left.append(f"{path} (not a regular file)")
+        return
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            left.append(f"{path} (not a regular single-link file)")
+            return
+        out = os.open(
+            name,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            st.st_mode & 0o755,
+            dir_fd=d_fd,
+        )
+        try:
+            while chunk := os.read(fd, 1 << 20):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(out, view) :]
+            if uid is not None:
+                os.fchown(out, uid, uid)
+        finally:
+            os.close(out)
+    finally:
+        os.close(fd)

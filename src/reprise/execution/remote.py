@@ -68,9 +68,9 @@ def _entry(
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
-def _file(path: Path, name: str, progress: Progress) -> Iterator[bytes]:
+def _file(path: Path, name: str, progress: Progress, *, uid: int = 0) -> Iterator[bytes]:
     size = path.stat().st_size
-    yield _entry(name, size=size, mode=0o755 if os.access(path, os.X_OK) else 0o644)
+    yield _entry(name, size=size, mode=0o755 if os.access(path, os.X_OK) else 0o644, uid=uid)
     sent = 0
     with path.open("rb") as fh:
         while sent < size and (chunk := fh.read(min(_CHUNK, size - sent))):
@@ -82,24 +82,38 @@ def _file(path: Path, name: str, progress: Progress) -> Iterator[bytes]:
     yield b"\0" * (-size % _BLOCK)
 
 
-def _tree(root: Path, prefix: str, progress: Progress, *, top_uid: int = 0) -> Iterator[bytes]:
-    """``root`` as tar members under ``prefix``: root-owned and read-only to the job (its top
-    folder owned by ``top_uid``), links as links."""
-    yield _entry(prefix, mode=0o755, uid=top_uid, kind=tarfile.DIRTYPE)
+def _tree(
+    root: Path,
+    prefix: str,
+    progress: Progress,
+    *,
+    top_uid: int = 0,
+    owner: int = 0,
+    top: bool = True,
+    skip: tuple[str, ...] = (),
+) -> Iterator[bytes]:
+    """``root`` as tar members under ``prefix``, links as links: owned by ``owner`` (root:
+    read-only to the job), its top folder (unless ``top`` is false) by ``top_uid``."""
+    if top:
+        yield _entry(prefix, mode=0o755, uid=top_uid, kind=tarfile.DIRTYPE)
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         here = Path(dirpath)
         rel = here.relative_to(root).as_posix()
         base = prefix if rel == "." else f"{prefix}/{rel}"
         if rel != ".":
-            yield _entry(base, mode=0o755, kind=tarfile.DIRTYPE)
+            yield _entry(base, mode=0o755, uid=owner, kind=tarfile.DIRTYPE)
         links = [name for name in dirnames if (here / name).is_symlink()]
         for name in sorted(filenames + links):
             path = here / name
+            if (here / name).relative_to(root).as_posix() in skip:
+                continue
             if path.is_symlink():
-                yield _entry(f"{base}/{name}", kind=tarfile.SYMTYPE, link=str(path.readlink()))
+                yield _entry(
+                    f"{base}/{name}", uid=owner, kind=tarfile.SYMTYPE, link=str(path.readlink())
+                )
             elif path.is_file():
-                yield from _file(path, f"{base}/{name}", progress)
+                yield from _file(path, f"{base}/{name}", progress, uid=owner)
 
 
 def inputs_archive(spec: JobSpec, uid: int, say: Say) -> Iterator[bytes]:
@@ -110,10 +124,20 @@ def inputs_archive(spec: JobSpec, uid: int, say: Say) -> Iterator[bytes]:
     yield from _tree(spec.code, "code", progress)
     if spec.work is not None:
         yield from _tree(spec.code, "work", progress, top_uid=uid)
+        # What the run's work/ already holds (a resumed run's) goes over the code.
+        yield from _tree(spec.run_dir / spec.work, "work", progress, owner=uid, top=False)
     yield _entry("run", mode=0o755, kind=tarfile.DIRTYPE)
     yield from _file(spec.config, "run/config.yaml", progress)
     for sub in spec.writable:
-        yield _entry(f"run/{sub}", mode=0o755, uid=uid, kind=tarfile.DIRTYPE)
+        # Its files already there (a resumed run's), never reprise's console log.
+        yield from _tree(
+            spec.run_dir / sub,
+            f"run/{sub}",
+            progress,
+            top_uid=uid,
+            owner=uid,
+            skip=("run.log",) if sub == "logs" else (),
+        )
     yield _entry("data", mode=0o755, kind=tarfile.DIRTYPE)
     for data in spec.data:
         if data.is_file:

@@ -251,3 +251,18 @@ def test_per_rank_prefixes_and_progress_bars() -> None:
 def test_a_very_long_error_line_is_clipped() -> None:
     error = last_error("ValueError: " + "x" * 5000)
     assert error is not None and len(error) == 500 and error.endswith("…")
+
+
+def test_an_operation_without_a_deterministic_implementation_says_how_to_run_it() -> None:
+    log = (
+        "Traceback (most recent call last):\n"
+        '  File "/workspace/work/train.py", line 3, in <module>\n'
+        "RuntimeError: put_ does not have a deterministic implementation, but you set "
+        "'torch.use_deterministic_algorithms(True)'. You can turn off determinism just for "
+        "this operation\n"
+    )
+    failure = explain(log, 1, None)
+    assert failure.reason.startswith("the job exited with code 1: RuntimeError: put_ does not")
+    assert failure.hint is not None
+    assert failure.hint.startswith("put_ has no deterministic implementation")
+    assert 'determinism = "warn"' in failure.hint

@@ -76,3 +76,35 @@ def test_bad_gpus(gpus: str) -> None:
 def test_command_as_list() -> None:
     s = load_settings(ROOT, _pyproject(command=["python", "-m", "pkg.train"]), {})
     assert s.command == ("python", "-m", "pkg.train")
+
+
+def test_determinism_and_fingerprints_default_strict_and_fifty_steps() -> None:
+    s = load_settings(ROOT, _pyproject(), {})
+    assert (s.determinism, s.fingerprint_every) == ("strict", 50)
+    s = load_settings(ROOT, _pyproject(determinism="warn", **{"fingerprint-every": "off"}), {})
+    assert (s.determinism, s.fingerprint_every) == ("warn", None)
+    env = {"REPRISE_DETERMINISM": "off", "REPRISE_FINGERPRINT_EVERY": "1"}
+    s = load_settings(ROOT, _pyproject(), env)
+    assert (s.determinism, s.fingerprint_every) == ("off", 1)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("determinism", "loose"),
+        ("fingerprint-every", 0.5),
+        ("fingerprint-every", -3),
+        ("fingerprint-every", True),
+    ],
+)
+def test_bad_determinism_or_fingerprint_values_are_refused(key: str, value: object) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(ROOT, _pyproject(**{key: value}), {})
+    assert caught.value.exit_code == 4 and key in caught.value.message
+
+
+def test_host_setting_takes_engine_urls_and_local() -> None:
+    assert load_settings(ROOT, _pyproject(host="ssh://me@box"), {}).host == "ssh://me@box"
+    assert load_settings(ROOT, _pyproject(), {"REPRISE_HOST": "local"}).host == "local"
+    with pytest.raises(SettingsError):
+        load_settings(ROOT, _pyproject(host="ftp://box"), {})
