@@ -567,6 +567,67 @@ def fig_fingerprint(reps: int, work: Path) -> list[Figure]:
     ]
 
 
+def _layers(root: Path) -> tuple[str, list[dict[str, object]], float]:
+    from reprise.commands.build import load_layers
+
+    start = time.perf_counter()
+    out = subprocess.run(
+        [*REPRISE, "--project", str(root), "build", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    seconds = time.perf_counter() - start
+    image = json.loads(out)
+    return image["tag"], load_layers(image["id"]) or [], seconds
+
+
+def fig_images(reps: int, work: Path) -> list[Figure]:
+    """Add one small dependency to the example and rebuild: bytes that change (and would be
+    pushed and pulled again) against the one-layer environment; rebuild time against a cold
+    build (no image, no build stage, no cached step). One repetition: builds are minutes."""
+    from tests.projects import commit_all, lock
+
+    root = copy_example(work / "spiral")
+    init_repo(root)
+    tag, _, _ = _layers(root)
+    for ref in (tag, f"{tag}-build"):
+        subprocess.run(["docker", "rmi", "-f", ref], capture_output=True, check=False)
+    tag, before, cold = _layers(root)
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('"numpy>=2.0",', '"numpy>=2.0",\n    "six>=1.16",')
+    )
+    lock(root, offline=False)
+    commit_all(root, "add six")
+    tag2, after, rebuild = _layers(root)
+    old = {str(layer["diff_id"]) for layer in before}
+    changed = sum(int(str(layer["size"])) for layer in after if layer["diff_id"] not in old)
+    total = sum(int(str(layer["size"])) for layer in after)
+    for ref in (tag2, f"{tag2}-build"):
+        subprocess.run(["docker", "rmi", "-f", ref], capture_output=True, check=False)
+    return [
+        Figure(
+            "bytes changed by adding `six` (vs the one-layer env)",
+            "MB",
+            changed / 1e6,
+            total / 1e6,
+            "< 0.05x",
+            changed < 0.05 * total,
+            "uncompressed layer bytes not already in the engine (what a push sends)",
+        ),
+        Figure(
+            "rebuild after adding `six` (vs a cold build)",
+            "s",
+            rebuild,
+            cold,
+            "< 0.25x",
+            rebuild < 0.25 * cold,
+            "`reprise build`, whole process; the heavy packages' step cached",
+        ),
+    ]
+
+
 FIGURES: dict[str, Callable[[int, Path], list[Figure]]] = {
     "help": fig_help,
     "build": fig_build,
@@ -576,6 +637,7 @@ FIGURES: dict[str, Callable[[int, Path], list[Figure]]] = {
     "reproduce": fig_reproduce,
     "bundle": fig_bundle,
     "fingerprint": fig_fingerprint,
+    "images": fig_images,
 }
 
 

@@ -20,17 +20,21 @@ from reprise.core.image import (
     ImagePlan,
     context_files,
     dependency_section,
+    final_files,
     image_env,
+    image_labels,
     plan_image,
     runtime_hash,
     sha256,
     torch_base_mismatch,
     write_tar,
 )
+from reprise.core.layers import HEAVY_BYTES, HEAVY_NAMES
 from reprise.core.names import parse_image_ref
 from reprise.core.progress import Say
 from reprise.core.templating import template_text
 from reprise.core.workspace import Member, link_files, linked, parse_lock
+from reprise.edges.assembly import Assembly, assemble
 from reprise.edges.docker import Engine
 from reprise.edges.project import Project, cache_dir, read_lock, uv_binary, uv_version
 from reprise.edges.runstore import atomic_write, file_lock
@@ -231,6 +235,7 @@ def plan_key(inputs: ImageInputs, template: str) -> str:
         "members": {rel: sha256(data) for rel, data in sorted(inputs.member_pyprojects.items())},
         "sync": inputs.sync.flags(),
         "links": runtime_hash(inputs.links),
+        "layering": f"{HEAVY_BYTES}:{HEAVY_NAMES.pattern}",
     }
     return sha256(json.dumps(parts, sort_keys=True).encode()).split(":")[1]
 
@@ -277,12 +282,53 @@ def _build(
         ca_bundle=settings.ca_bundle,
         wheelhouse=settings.wheelhouse,
     )
-    with tempfile.TemporaryFile() as context:
+    log_path = cache_dir() / "builds" / f"{plan.tag.rsplit(':', 1)[1]}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    say(f"the whole build log: {log_path}")
+    with tempfile.TemporaryFile() as context, log_path.open("w", encoding="utf-8") as log:
         write_tar(files, context)
         context.seek(0)
-        image_id = engine.build(context, plan.tag, labels=plan.build_labels, progress=say)
+        stage = engine.build(context, f"{plan.tag}-build", progress=say, log=log)
+    lib, scripts = final_files(inputs)
+    heavy = [name.removeprefix("package ") for name in plan.layers if name.startswith("package ")]
+    image_id, layers = assemble(
+        engine,
+        stage,
+        base_digest_ref,
+        Assembly(
+            tag=plan.tag,
+            env=image_env(inputs.python),
+            labels={**image_labels(inputs), **plan.build_labels},
+            heavy=set(heavy),
+            heavy_order=[f"package {name}" for name in heavy],
+            runtime=lib,
+            scripts=scripts,
+            managed_python=inputs.python.managed,
+        ),
+        say,
+    )
+    save_layers(image_id, [layer.to_record() for layer in layers])
     say(f"built {plan.tag} ({image_id[:19]})")
     return BuildResult(plan, inputs, image_id, True, inputs.base_ref, base_digest_ref)
+
+
+def _layers_file(image_id: str) -> Path:
+    return cache_dir() / "images" / f"{image_id.split(':')[-1]}.json"
+
+
+def save_layers(image_id: str, layers: list[dict[str, Any]]) -> None:
+    """What each layer of an image reprise assembled is (name, diff id, packages), kept by
+    image id for the runs that use it."""
+    with contextlib.suppress(OSError):
+        atomic_write(_layers_file(image_id), json.dumps(layers, sort_keys=True), durable=False)
+
+
+def load_layers(image_id: str) -> list[dict[str, Any]] | None:
+    try:
+        found = json.loads(_layers_file(image_id).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, list) else None
 
 
 @dataclass(frozen=True)
@@ -323,6 +369,7 @@ def image_record(result: BuildResult) -> dict[str, Any]:
         "repo_digest": None,
         "source": "built" if result.built else "local",
         "sync": result.inputs.sync.to_record(),
+        "layers": load_layers(result.image_id),
     }
 
 

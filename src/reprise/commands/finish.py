@@ -17,7 +17,7 @@ from typing import Any
 
 from reprise.commands.card import write_card
 from reprise.commands.inputs import HYDRA_COMPOSED
-from reprise.core import keys
+from reprise.core import keys, provenance
 from reprise.core.errors import EngineError, RecordError, RepriseError, StorageError
 from reprise.core.failures import explain as explain_failure
 from reprise.core.image import sha256
@@ -174,6 +174,8 @@ def record_outputs(run_dir: Path, record: dict[str, Any], notes: list[str]) -> N
         )
     if notes:
         record["warnings"] = list(dict.fromkeys(notes))
+    with contextlib.suppress(OSError):
+        atomic_write(run_dir / provenance.FILE, provenance.statement_json(record), durable=False)
     if record["status"] != "succeeded":
         tail = read_tail(run_dir, keys.RUN_LOG, 64 << 10)
         failure = explain_failure(tail, record.get("exit_code"), record.get("reason"))

@@ -41,6 +41,7 @@ from reprise.core.errors import (
     UsageError,
 )
 from reprise.core.image import sha256
+from reprise.core.layers import environment_verdict
 from reprise.core.manifest import compare_manifests
 from reprise.core.progress import Say
 from reprise.core.resources import Resources
@@ -176,7 +177,11 @@ def _image(
     say: Say,
 ) -> RunImage:
     if options.rebuild and not backend.has_image(record["image"]["id"]):
-        return rebuild_image(record, run_dir, code_path, options.settings, say)
+        image = rebuild_image(record, run_dir, code_path, options.settings, say)
+        found = environment_verdict(record["image"], image.record)
+        say(f"environment {found['verdict']}: proven {found['proven']}")
+        image.record["verified"] = found
+        return image
     image_id, source = locate_image(backend, record, options.registry, say)
     return recorded_image(record, run_dir, image_id, source)
 
@@ -256,6 +261,8 @@ def reproduce(
         "source": image.record["source"],
         "recorded_id": record["image"]["id"],
     }
+    if image.record.get("verified"):
+        verdict.image["environment"] = image.record["verified"]["verdict"]
     say(f"image {image.id[:19]} ({image.record['source']})")
     paths = {**prepared_paths(backend, record, inputs, image, options, say), **options.data_paths}
     data, verdict.data_changed = check_data(record, paths, options.allow_data_change, say)

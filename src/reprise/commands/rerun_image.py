@@ -56,14 +56,17 @@ def locate_image(
 
 
 def rebuild_image(
-    record: dict[str, Any], run_dir: Path, code_path: Path, own: Settings | None, say: Say
+    record: dict[str, Any],
+    run_dir: Path,
+    code_path: Path,
+    own: Settings | None,
+    say: Say,
+    *,
+    force: bool = False,
 ) -> RunImage:
     from reprise.edges.docker import Engine
 
-    say("--rebuild: building the environment anew from the recorded uv.lock and Dockerfile inputs;")
-    say(
-        "the result is a new artifact, not the original image: the verdict tests code, config and seed"
-    )
+    say("rebuilding the environment from the recorded uv.lock and Dockerfile inputs")
     project = load_project(code_path)
     base = record["image"].get("base_ref") or project.settings.base_image
     settings = dataclasses.replace(
@@ -74,7 +77,7 @@ def rebuild_image(
     )
     project = dataclasses.replace(project, settings=settings)
     lock = record_file(run_dir, keys.RUN_LOCK)
-    result = build(project, Engine.from_env(), say, lock=lock)
+    result = build(project, Engine.from_env(), say, lock=lock, force=force)
     image = run_image(result)
     image.record["source"] = "rebuilt"
     image.record["rebuilt_from"] = record["image"]["id"]

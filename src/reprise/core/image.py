@@ -68,6 +68,10 @@ class ImagePlan:
     deps_hash: str
     runtime_hash: str
     dockerfile_hash: str
+    # The heavy packages' pinned requirements, one file per registry (core.layers), and the
+    # names of the layers reprise adds to the base, in order.
+    heavy_requirements: Mapping[str, str] = field(default_factory=dict)
+    layers: tuple[str, ...] = ()
 
     @property
     def build_labels(self) -> dict[str, str]:
@@ -182,11 +186,26 @@ def image_repo(project_name: str) -> str:
     return f"{keys.IMAGE_REPO_PREFIX}/{slug}"
 
 
+def final_files(inputs: ImageInputs) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """What the ``reprise`` layer holds, by path in the image: the runtime and the project's
+    links (import roots, dist-info) under the runtime folder, and the project's console
+    scripts in the venv's bin/."""
+    lib = {f"{keys.CONTAINER_RUNTIME_LIB}/{n}": d for n, d in inputs.runtime_files.items()}
+    scripts = {}
+    for name, data in inputs.links.items():
+        if name.startswith("bin/"):
+            scripts[f"{keys.CONTAINER_VENV}/{name}"] = data
+        elif name.startswith("lib/"):
+            lib[f"{keys.CONTAINER_RUNTIME_LIB}/{name[4:]}"] = data
+    return dict(sorted(lib.items())), dict(sorted(scripts.items()))
+
+
 def base_digest_of(base_digest_ref: str) -> str:
     return base_digest_ref.rsplit("@", 1)[1]
 
 
-def render_dockerfile(inputs: ImageInputs, template: str) -> str:
+def image_labels(inputs: ImageInputs) -> dict[str, str]:
+    """The labels of the final image: reprise's (what defines it) and the OCI ones."""
     labels = {
         keys.LABEL_BASE_DIGEST: base_digest_of(inputs.base_digest_ref),
         keys.LABEL_BASE_IMAGE: inputs.base_ref,
@@ -195,7 +214,25 @@ def render_dockerfile(inputs: ImageInputs, template: str) -> str:
         keys.LABEL_PROJECT: inputs.project_name,
         keys.LABEL_RUNTIME_HASH: runtime_hash(inputs.runtime_files),
         keys.LABEL_VERSION: __version__,
+        "org.opencontainers.image.base.digest": base_digest_of(inputs.base_digest_ref),
+        "org.opencontainers.image.base.name": inputs.base_digest_ref.rsplit("@", 1)[0],
+        "org.opencontainers.image.title": inputs.project_name,
     }
+    return dict(sorted(labels.items()))
+
+
+def layer_names(inputs: ImageInputs) -> tuple[str, ...]:
+    from reprise.core.layers import ENVIRONMENT, PYTHON, REPRISE, heavy_packages
+
+    heavy = [p.layer for p in heavy_packages(inputs.lock)]
+    return (*([PYTHON] if inputs.python.managed else []), *heavy, ENVIRONMENT, REPRISE)
+
+
+def render_dockerfile(inputs: ImageInputs, template: str) -> str:
+    from reprise.core.layers import heavy_packages, heavy_requirements, index_args
+
+    heavy = heavy_packages(inputs.lock)
+    heavy_files = list(zip(sorted(heavy_requirements(heavy)), index_args(heavy), strict=True))
     return render(
         template,
         {
@@ -213,8 +250,9 @@ def render_dockerfile(inputs: ImageInputs, template: str) -> str:
             "uid": keys.CONTAINER_UID,
             "gid": keys.CONTAINER_GID,
             "env": image_env(inputs.python),
-            "labels": dict(sorted(labels.items())),
             "project": inputs.project_name,
+            "heavy_files": heavy_files,
+            "layers": layer_names(inputs),
             "sync_flags": inputs.sync.flags(),
             "scripts": any(name.startswith("bin/") for name in inputs.links),
             "work_dir": keys.CONTAINER_WORK,
@@ -245,6 +283,8 @@ def plan_image(inputs: ImageInputs, template: str) -> ImagePlan:
         "uv": inputs.uv_version,
     }
     spec_hash = sha256(_canonical_json(spec))
+    from reprise.core.layers import heavy_packages, heavy_requirements
+
     return ImagePlan(
         dockerfile=dockerfile,
         build_dockerfile=build_dockerfile,
@@ -255,6 +295,8 @@ def plan_image(inputs: ImageInputs, template: str) -> ImagePlan:
         deps_hash=deps,
         runtime_hash=runtime,
         dockerfile_hash=dockerfile_hash,
+        heavy_requirements=heavy_requirements(heavy_packages(inputs.lock)),
+        layers=layer_names(inputs),
     )
 
 
@@ -288,14 +330,8 @@ def context_files(
         for rel, data in sorted(inputs.member_pyprojects.items())
     ]
     files += [
-        ContextFile(
-            f"reprise/project/{name}", data=data, mode=0o755 if name.startswith("bin/") else 0o644
-        )
-        for name, data in sorted(inputs.links.items())
-    ]
-    files += [
-        ContextFile(f"reprise/runtime/{name}", data=data)
-        for name, data in sorted(inputs.runtime_files.items())
+        ContextFile(f"reprise/heavy/{name}", data=text.encode())
+        for name, text in sorted(plan.heavy_requirements.items())
     ]
     if ca_bundle is not None:
         files.append(ContextFile("reprise/ca-bundle.pem", source=ca_bundle))

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     import docker
 
 _STEP_RE = re.compile(r"^Step \d+/\d+ : (.*)$")
-_NOISE_RE = re.compile(r"^( ---> |Removing intermediate container|Successfully built)")
 
 
 class ImageOps:
@@ -121,17 +120,44 @@ class ImageOps:
         *,
         labels: Mapping[str, str] | None = None,
         progress: Say = quiet,
+        log: IO[str] | None = None,
     ) -> str:
         """Build from a tar ``context`` (Dockerfile at its root) on the host network.
 
-        Returns the image id. On failure raises :class:`BuildError` with the failing step
-        and the tail of the log.
+        Progress is one line per step, with the time the previous one took; the whole log,
+        as whole lines, goes to ``log``. Returns the image id. On failure raises
+        :class:`BuildError` with the failing step and the tail of the log.
         """
+        import time
+
         import docker.errors
 
-        log: list[str] = []
+        lines: list[str] = []
+        partial = ""
         step: str | None = None
+        cached = False
+        started = time.monotonic()
         image_id: str | None = None
+
+        def step_done() -> None:
+            if step is not None and not cached:
+                progress(f"  done in {time.monotonic() - started:.1f} s")
+
+        def line_done(line: str) -> None:
+            nonlocal step, started, cached
+            lines.append(line)
+            del lines[:-200]
+            if log is not None:
+                log.write(line + "\n")
+            match = _STEP_RE.match(line)
+            if match:
+                step_done()
+                step, started, cached = match.group(1), time.monotonic(), False
+                progress(line)
+            elif line.startswith(" ---> Using cache"):
+                cached = True
+                progress("  (cached)")
+
         try:
             stream = self._client.api.build(
                 fileobj=context,
@@ -146,28 +172,30 @@ class ImageOps:
             )
             for chunk in stream:
                 if "stream" in chunk:
-                    for line in str(chunk["stream"]).splitlines():
-                        log.append(line)
-                        match = _STEP_RE.match(line)
-                        if match:
-                            step = match.group(1)
-                        if line.strip() and not _NOISE_RE.match(line):
-                            progress(line)
+                    *done, partial = (partial + str(chunk["stream"])).split("\n")
+                    for line in done:
+                        line_done(line.rstrip("\r"))
                 elif "error" in chunk:
-                    log.append(str(chunk["error"]))
+                    if partial:
+                        line_done(partial)
+                    line_done(str(chunk["error"]))
                     raise BuildError(
                         "docker build failed",
                         step=step,
-                        log_tail="\n".join(log[-25:]),
-                        hint="fix the failing step, then run 'reprise build' again",
+                        log_tail="\n".join(lines[-40:]),
+                        hint="fix the failing step, then run 'reprise build' again"
+                        + (f" (the whole log: {log.name})" if log is not None else ""),
                     )
                 elif isinstance(chunk.get("aux"), dict) and "ID" in chunk["aux"]:
                     image_id = str(chunk["aux"]["ID"])
+            if partial:
+                line_done(partial)
+            step_done()
         except docker.errors.APIError as exc:
             raise BuildError(
                 f"docker build failed: {exc.explanation or exc}",
                 step=step,
-                log_tail="\n".join(log[-25:]),
+                log_tail="\n".join(lines[-40:]),
             ) from exc
         attrs = self.image_attrs(tag)
         if attrs is None:
@@ -185,9 +213,14 @@ class ImageOps:
 
     def load(self, data: Iterable[bytes]) -> list[str]:
         """``docker load`` from a stream of tar bytes; returns what the engine says it loaded."""
-        import docker.errors
 
         loaded: list[str] = []
+        with engine_errors("loading an image"):
+            return self._load(data, loaded)
+
+    def _load(self, data: Iterable[bytes], loaded: list[str]) -> list[str]:
+        import docker.errors
+
         try:
             for line in self._client.api.load_image(data, quiet=True):  # type: ignore[no-untyped-call]
                 if "error" in line:

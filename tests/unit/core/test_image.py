@@ -93,7 +93,7 @@ def test_ca_bundle_is_build_time_only_and_not_part_of_the_identity() -> None:
     without = plan_image(_inputs(ca_bundle=False), template_text("Dockerfile.j2"))
     assert plan.tag == without.tag and plan.dockerfile == without.dockerfile
     assert "ca-bundle" not in plan.dockerfile
-    build_stage, final_stage = plan.build_dockerfile.split("# ---- final stage", 1)
+    build_stage, final_stage = plan.build_dockerfile.split("# ---- the final image", 1)
     assert "reprise-ca-bundle.pem" in build_stage
     assert "ca-bundle" not in final_stage
     assert "SSL_CERT_FILE" not in final_stage
@@ -101,10 +101,10 @@ def test_ca_bundle_is_build_time_only_and_not_part_of_the_identity() -> None:
 
 def test_determinism_variables_are_baked_in() -> None:
     dockerfile = plan_image(_inputs(), template_text("Dockerfile.j2")).dockerfile
-    final = dockerfile.split("# ---- final stage", 1)[1]
+    final = dockerfile.split("# ---- the final image", 1)[1]
     assert "CUBLAS_WORKSPACE_CONFIG=:4096:8" in final
     assert "PYTHONHASHSEED=0" in final
-    assert "USER 1000:1000" in final
+    assert "#   USER         1000:1000" in final
 
 
 def test_context_tar_is_deterministic(tmp_path: Path) -> None:
@@ -168,3 +168,26 @@ def test_golden_ci_workflow() -> None:
         "20261123-141200-5f3a9c1e",
     ]
     assert "--junit reprise-junit.xml" in run_step
+
+
+def test_heavy_packages_are_installed_first_in_their_own_step_and_named_as_layers() -> None:
+    from .test_layers import LOCK
+
+    plan = plan_image(_inputs(lock=LOCK), template_text("Dockerfile.j2"))
+    heavy_step = plan.dockerfile.index("COPY reprise/heavy/ /tmp/reprise-heavy/")
+    assert heavy_step < plan.dockerfile.index("COPY project/ ./")  # lock changes keep it cached
+    assert (
+        " && uv pip install --python /opt/venv/bin/python --no-deps --no-index --find-links "
+        "/opt/wheels -r /tmp/reprise-heavy/0.txt" in plan.dockerfile
+    )
+    assert plan.layers == (
+        "package big-thing",
+        "package nvidia-cublas-cu12",
+        "package torch",
+        "environment",
+        "reprise",
+    )
+    assert set(plan.heavy_requirements) == {"0.txt", "1.txt"}
+    small_change = LOCK.replace(b'version = "1.17.0"', b'version = "1.16.0"')
+    again = plan_image(_inputs(lock=small_change), template_text("Dockerfile.j2"))
+    assert again.heavy_requirements == plan.heavy_requirements and again.tag != plan.tag
