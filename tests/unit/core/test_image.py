@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from reprise.core.errors import ProjectError
 from reprise.core.image import BasePython, ImageInputs, context_files, plan_image, write_tar
 from reprise.core.templating import template_text
 from reprise.core.workspace import SyncOptions
@@ -102,8 +103,8 @@ def test_ca_bundle_is_build_time_only_and_not_part_of_the_identity() -> None:
 def test_determinism_variables_are_baked_in() -> None:
     dockerfile = plan_image(_inputs(), template_text("Dockerfile.j2")).dockerfile
     final = dockerfile.split("# ---- final stage", 1)[1]
-    assert "CUBLAS_WORKSPACE_CONFIG=:4096:8" in final
-    assert "PYTHONHASHSEED=0" in final
+    assert 'CUBLAS_WORKSPACE_CONFIG=":4096:8"' in final
+    assert 'PYTHONHASHSEED="0"' in final
     assert "USER 1000:1000" in final
 
 
@@ -168,3 +169,31 @@ def test_golden_ci_workflow() -> None:
         "20261123-141200-5f3a9c1e",
     ]
     assert "--junit reprise-junit.xml" in run_step
+
+
+def test_label_and_env_values_are_quoted_words() -> None:
+    """A value in a LABEL or ENV line stays one quoted word: no line break, no closing quote,
+    nothing for the builder to expand."""
+    hostile = 'pkg-a"\nRUN touch /pwned # $HOME \\'
+    plan = plan_image(_inputs(project_name=hostile), template_text("Dockerfile.j2"))
+    lines = plan.dockerfile.splitlines()
+    assert not any(line.startswith("RUN touch") for line in lines)
+    assert 'org.reprise.project="pkg-a\\"\\nRUN touch /pwned # \\$HOME \\\\"' in plan.dockerfile
+    python = BasePython(managed=False, path='/usr/bin/python3"\nRUN evil', version="3.11.2")
+    with pytest.raises(ProjectError, match="the base image's Python"):
+        plan_image(_inputs(python=python), template_text("Dockerfile.j2"))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("base_ref", "x:1\nRUN evil"),
+        ("base_digest_ref", BASE + "\nRUN evil"),
+        ("wheelhouse", "/w\nRUN evil"),
+        ("python", BasePython(managed=True, request=">=3.11\nRUN evil")),
+    ],
+)
+def test_bare_values_with_a_line_break_are_refused(field: str, value: object) -> None:
+    with pytest.raises(ProjectError, match="holds a line break or control character") as info:
+        plan_image(_inputs(**{field: value}), template_text("Dockerfile.j2"))
+    assert info.value.exit_code == 4
