@@ -50,13 +50,23 @@ def _configs(a_dir: Path, b_dir: Path) -> tuple[list[dict[str, Any]], list[str]]
 def compare_runs(a_dir: Path, b_dir: Path, backend: Backend | None) -> dict[str, Any]:
     a, b = read_record(a_dir), read_record(b_dir)
     ma, mb = load_manifest(a_dir), load_manifest(b_dir)
-    diff = compare_manifests(ma, mb, a.get("volatile") or ())
+    volatile = a.get("volatile") or []
+    diff = compare_manifests(ma, mb, volatile)
     image_id = (
         a["image"]["id"] if backend is not None and backend.has_image(a["image"]["id"]) else None
     )
     kinds = ({e.path: e.kind for e in ma.files}, {e.path: e.kind for e in mb.files})
     reports, details = explain(backend, image_id, a_dir, b_dir, diff, kinds)
     config_changes, notes = _configs(a_dir, b_dir)
+    volatile_b = b.get("volatile") or []
+    if volatile_b != volatile:
+        notes.append(
+            f"run b declares other volatile outputs ({', '.join(volatile_b) or 'none'}): "
+            f"a's are applied ({', '.join(volatile) or 'none'})"
+        )
+    if diff.volatile:
+        shown = ", ".join(diff.volatile[:5]) + (" ..." if len(diff.volatile) > 5 else "")
+        notes.append(f"{len(diff.volatile)} volatile files recorded, not compared: {shown}")
     env_a = {k: v for k, v in a["environment"]["run"].items() if k not in _PER_RUN_ENV}
     env_b = {k: v for k, v in b["environment"]["run"].items() if k not in _PER_RUN_ENV}
     image_keys = ("id", "base_digest", "lock_hash", "dockerfile_hash", "spec_hash")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,10 @@ KINDS = ("file", "symlink", "fifo", "socket", "device", "dir-too-deep")
 MAX_ENTRIES = 1_000_000
 MAX_BYTES = 512 << 20  # a manifest.json larger than this is refused before it is parsed
 _HEX64 = frozenset("0123456789abcdef")
+# A record's volatile patterns (the schema says the same): each path of a manifest is matched
+# against all of them, so their number and length are bounded.
+MAX_VOLATILE = 64
+MAX_VOLATILE_LENGTH = 256
 
 
 @dataclass(frozen=True)
@@ -151,8 +156,17 @@ class ManifestDiff:
         }
 
 
-def is_volatile(path: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns)
+def volatile_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
+    """Whether a path matches any of ``patterns`` (fnmatch, case-sensitive), compiled once
+    into one regular expression."""
+    if not patterns:
+        return lambda _path: False
+    if len(patterns) > MAX_VOLATILE or any(len(p) > MAX_VOLATILE_LENGTH for p in patterns):
+        raise ValueError(
+            f"at most {MAX_VOLATILE} volatile patterns of {MAX_VOLATILE_LENGTH} characters"
+        )
+    match = re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
+    return lambda path: match(path) is not None
 
 
 def compare_manifests(
@@ -162,9 +176,10 @@ def compare_manifests(
     Paths matching a ``volatile`` pattern are recorded in both, and not compared."""
     a: Mapping[str, Entry] = original.by_path()
     b: Mapping[str, Entry] = rerun.by_path()
-    skipped = sorted(p for p in a.keys() | b.keys() if is_volatile(p, volatile))
-    a = {p: e for p, e in a.items() if not is_volatile(p, volatile)}
-    b = {p: e for p, e in b.items() if not is_volatile(p, volatile)}
+    is_volatile = volatile_matcher(volatile)
+    skipped = {p for p in a.keys() | b.keys() if is_volatile(p)}
+    a = {p: e for p, e in a.items() if p not in skipped}
+    b = {p: e for p, e in b.items() if p not in skipped}
     comparable = original.algorithm == rerun.algorithm
     changed, same = [], []
     for path in sorted(a.keys() & b.keys()):
@@ -184,5 +199,5 @@ def compare_manifests(
         extra=tuple(sorted(b.keys() - a.keys())),
         same=tuple(same),
         incomplete=tuple(incomplete),
-        volatile=tuple(skipped),
+        volatile=tuple(sorted(skipped)),
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from reprise.core import names
 from reprise.core.errors import InvalidNameError, ProjectError, SettingsError
+from reprise.core.manifest import MAX_VOLATILE, MAX_VOLATILE_LENGTH
 from reprise.core.workspace import PACKAGE_NAME
 
 DEFAULT_BASE_IMAGE = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
@@ -127,6 +128,17 @@ _GROUP = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?")
 def _strings(key: str, value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise SettingsError(f"[tool.reprise] {key} must be a list of strings", key=key, value=value)
+    if key == "volatile" and (
+        len(value) > MAX_VOLATILE // 2 or any(len(v) > MAX_VOLATILE_LENGTH for v in value)
+    ):
+        # Half the record's bound: reprise adds patterns of its own (Hydra's log).
+        raise SettingsError(
+            f"[tool.reprise] volatile takes at most {MAX_VOLATILE // 2} patterns of at most "
+            f"{MAX_VOLATILE_LENGTH} characters",
+            key=key,
+            value=value,
+            hint='one pattern can cover many files, e.g. "outputs/logs/*"',
+        )
     if key in ("groups", "extras"):
         for item in value:
             if not _GROUP.fullmatch(item):

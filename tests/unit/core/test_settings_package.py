@@ -51,3 +51,18 @@ def test_project_name_must_be_a_pep508_name(bad: str) -> None:
 def test_a_project_table_that_is_not_a_table() -> None:
     with pytest.raises(ProjectError, match="no \\[project\\] name"):
         load_settings(ROOT, {"project": "x", "tool": {"reprise": {"command": "x"}}}, {})
+
+
+def test_volatile_patterns_are_bounded() -> None:
+    def with_volatile(volatile: list[str]) -> dict[str, object]:
+        return {
+            "project": {"name": "a"},
+            "tool": {"reprise": {"command": "x", "volatile": volatile}},
+        }
+
+    assert load_settings(ROOT, with_volatile(["o/*"] * 32), {}).volatile == ("o/*",) * 32
+    for volatile in (["o/*"] * 33, ["o" * 257]):
+        with pytest.raises(
+            SettingsError, match="volatile takes at most 32 patterns of at most 256"
+        ):
+            load_settings(ROOT, with_volatile(volatile), {})
