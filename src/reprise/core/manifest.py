@@ -1,8 +1,9 @@
 """Hash manifests of what a run produced, and their comparison. Pure.
 
-Every entry names what it is: a regular ``file`` (its blake3), a ``symlink`` (the blake3 of its
-target text; it is never followed), or a ``fifo``, ``socket``, ``device`` or ``dir-too-deep``
-that the job made (named, never opened). A manifest that hit a limit says so
+Every entry names what it is: a regular ``file`` (its blake3), a ``hardlink`` (a regular file
+with more than one link: its blake3; compared as a file, never carried by a bundle), a
+``symlink`` (the blake3 of its target text; it is never followed), or a ``fifo``, ``socket``,
+``device`` or ``dir-too-deep`` that the job made (named, never opened). A manifest that hit a limit says so
 (``complete: false``), and nothing compared against it is called identical.
 """
 
@@ -19,7 +20,9 @@ from reprise.core import names
 from reprise.core.errors import InvalidNameError
 
 ALGORITHM = "blake3"
-KINDS = ("file", "symlink", "fifo", "socket", "device", "dir-too-deep")
+KINDS = ("file", "hardlink", "symlink", "fifo", "socket", "device", "dir-too-deep")
+# What a kind is compared as: a file's bytes are what they are, however many links it has.
+_COMPARED_AS = {"hardlink": "file"}
 MAX_ENTRIES = 1_000_000
 MAX_BYTES = 512 << 20  # a manifest.json larger than this is refused before it is parsed
 _HEX64 = frozenset("0123456789abcdef")
@@ -113,7 +116,7 @@ def _entry(item: object) -> Entry:
             or (isinstance(digest, str) and len(digest) == 64 and set(digest) <= _HEX64)
         )
         and (target is None or (isinstance(target, str) and len(target) <= 4096))
-        and (kind not in ("file", "symlink") or digest is not None)
+        and (kind not in ("file", "hardlink", "symlink") or digest is not None)
     )
     if not ok:
         raise ValueError(f"malformed manifest entry for {path!r}")
@@ -169,6 +172,10 @@ def volatile_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
     return lambda path: match(path) is not None
 
 
+def _compared(entry: Entry) -> tuple[str, str | None, int]:
+    return _COMPARED_AS.get(entry.kind, entry.kind), entry.hash, entry.size
+
+
 def compare_manifests(
     original: Manifest, rerun: Manifest, volatile: Sequence[str] = ()
 ) -> ManifestDiff:
@@ -184,7 +191,7 @@ def compare_manifests(
     changed, same = [], []
     for path in sorted(a.keys() & b.keys()):
         ea, eb = a[path], b[path]
-        if comparable and (ea.kind, ea.hash, ea.size) == (eb.kind, eb.hash, eb.size):
+        if comparable and _compared(ea) == _compared(eb):
             same.append(path)
         else:
             changed.append(path)

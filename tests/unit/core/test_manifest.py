@@ -85,7 +85,7 @@ def test_hostile_paths_are_refused(path: str) -> None:
         {"path": "a", "size": -1, "hash": H1},
         {"path": "a", "size": 1, "hash": "zz"},
         {"path": "a", "size": 1, "hash": None},
-        {"path": "a", "size": 1, "hash": H1, "kind": "hardlink"},
+        {"path": "a", "size": 1, "hash": H1, "kind": "door"},
         {"path": "a", "size": True, "hash": H1},
     ],
 )
@@ -157,3 +157,17 @@ def test_the_record_schema_bounds_volatile_patterns_as_the_matcher_does() -> Non
         with pytest.raises(RecordError, match="not a valid run record"):
             parse_record(json.dumps(valid_record(volatile=volatile)), source="bundle")
     assert parse_record(json.dumps(valid_record(volatile=["x"] * MAX_VOLATILE)), source="r")
+
+
+def test_a_hard_link_compares_as_the_file_it_is() -> None:
+    linked = Manifest("blake3", (Entry("o/a", 1, H1, "hardlink"),))
+    plain = Manifest("blake3", (Entry("o/a", 1, H1),))
+    assert compare_manifests(linked, plain).identical
+    assert compare_manifests(plain, linked).identical
+    other = Manifest("blake3", (Entry("o/a", 1, H2, "hardlink"),))
+    assert compare_manifests(linked, other).changed == ("o/a",)
+    assert Manifest.from_json(linked.to_json()) == linked
+    with pytest.raises(ValueError, match="malformed manifest entry"):
+        Manifest.from_json(
+            json.dumps({"files": [{"path": "o/a", "size": 1, "hash": None, "kind": "hardlink"}]})
+        )
