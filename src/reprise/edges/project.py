@@ -121,18 +121,60 @@ def find_workspace(project_dir: Path) -> tuple[Path, Mapping[str, Any]] | None:
     return None
 
 
+def _member_globs(root: Path, table: Mapping[str, Any]) -> list[str]:
+    """The ``members`` globs, each relative and inside the workspace root (ProjectError)."""
+    where = root / "pyproject.toml"
+    globs = table.get("members") or []
+    if not isinstance(globs, list) or not all(isinstance(g, str) for g in globs):
+        raise ProjectError(
+            f"[tool.uv.workspace] members in {where} must be a list of strings",
+            path=str(where),
+            hint='e.g. members = ["packages/*"]',
+        )
+    for pattern in globs:
+        if not pattern or pattern.startswith(("/", "\\")) or ".." in pattern.split("/"):
+            raise ProjectError(
+                f"[tool.uv.workspace] member {pattern!r} in {where} is not a folder inside the "
+                "workspace",
+                path=str(where),
+                hint="members are globs relative to the workspace root, without '..', "
+                'e.g. "packages/*"; move a package outside it into the repository',
+            )
+    return globs
+
+
 def workspace_members(root: Path, data: Mapping[str, Any]) -> tuple[Member, ...]:
     """Every package of the workspace at ``root``: the root (when it is a project) and each
-    folder its ``members`` globs name (minus ``exclude``), from their pyproject.toml."""
+    folder its ``members`` globs name (minus ``exclude``), from their pyproject.toml. A
+    member found through a link to outside the root is refused (ProjectError)."""
     table = _workspace_table(data) or {}
     found: dict[str, Member] = {}
     if (data.get("project") or {}).get("name"):
         found[""] = Member(str(data["project"]["name"]), "", data)
-    for pattern in table.get("members") or []:
-        for path in sorted(root.glob(str(pattern))):
+    inside = root.resolve()
+    for pattern in _member_globs(root, table):
+        try:
+            paths = sorted(root.glob(pattern))
+        except (ValueError, IndexError) as exc:  # '**x', '.'
+            raise ProjectError(
+                f"[tool.uv.workspace] member {pattern!r} in {root / 'pyproject.toml'} is not "
+                f"a glob reprise can follow ({exc or 'no folder'})",
+                path=str(root / "pyproject.toml"),
+                hint='write members as folders or globs of them, e.g. "packages/*"',
+            ) from None
+        for path in paths:
             rel = path.relative_to(root).as_posix()
-            if not (path / "pyproject.toml").is_file() or _matches(rel, table.get("exclude")):
+            if rel == "." or not (path / "pyproject.toml").is_file():
                 continue
+            if _matches(rel, table.get("exclude")):
+                continue
+            if not (path / "pyproject.toml").resolve().is_relative_to(inside):
+                raise ProjectError(
+                    f"workspace member {rel} (from {pattern!r}) leads outside the workspace "
+                    f"at {root}",
+                    path=str(path),
+                    hint="a member is a folder of the repository, not a link out of it",
+                )
             member = read_pyproject(path)
             name = (member.get("project") or {}).get("name")
             if isinstance(name, str):
