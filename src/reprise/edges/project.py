@@ -15,7 +15,7 @@ from typing import Any
 
 from reprise.core.errors import LockError, ProjectError, SettingsError
 from reprise.core.settings import Settings, load_settings
-from reprise.core.workspace import Member, SyncOptions
+from reprise.core.workspace import Member, SyncOptions, normalize
 
 
 def read_pyproject(root: Path) -> dict[str, Any]:
@@ -182,6 +182,41 @@ def workspace_members(root: Path, data: Mapping[str, Any]) -> tuple[Member, ...]
     return tuple(sorted(found.values(), key=lambda m: m.rel))
 
 
+def _defined(pyprojects: list[Mapping[str, Any]], section: str) -> set[str]:
+    """Normalized names of the dependency groups or extras (``section``) the pyprojects define."""
+    out: set[str] = set()
+    for data in pyprojects:
+        table = data if section == "dependency-groups" else data.get("project") or {}
+        names = table.get(section) if isinstance(table, dict) else None
+        if isinstance(names, dict):
+            out |= {normalize(str(name)) for name in names}
+    return out
+
+
+def check_groups_and_extras(
+    settings: Settings, pyprojects: list[Mapping[str, Any]], where: str
+) -> None:
+    """Every group and extra the settings ask uv for is defined (in the project, or in one of
+    the workspace's packages: ``where`` says which, and that it does not); SettingsError before
+    anything is built otherwise."""
+    for key, section, asked in (
+        ("groups", "dependency-groups", settings.groups),
+        ("extras", "optional-dependencies", settings.extras),
+    ):
+        defined = _defined(pyprojects, section)
+        missing = [name for name in asked if normalize(name) not in defined]
+        if missing:
+            table = "[dependency-groups]" if key == "groups" else "[project.optional-dependencies]"
+            raise SettingsError(
+                f"[tool.reprise] {key} names {', '.join(map(repr, missing))}, which "
+                f"{where} ({table})",
+                key=key,
+                value=missing[0],
+                hint=f"defined: {', '.join(sorted(defined)) or 'none'}; fix {key}, or add "
+                f"the {key[:-1]} to {table}",
+            )
+
+
 def load_project(root: Path, environ: Mapping[str, str] | None = None) -> Project:
     """The project at ``root``: its settings (from its own [tool.reprise], else its workspace
     root's), where its lock and code are, and which workspace member it runs."""
@@ -196,11 +231,25 @@ def load_project(root: Path, environ: Mapping[str, str] | None = None) -> Projec
     settings = load_settings(settings_root, settings_data, env, exists=os.path.isfile)
     raw = (root / "pyproject.toml").read_bytes()
     if workspace is None:
+        if settings.package and normalize(settings.package) != normalize(settings.project_name):
+            raise SettingsError(
+                f"[tool.reprise] package {settings.package!r} names a workspace member, but "
+                f"{root / 'pyproject.toml'} is no uv workspace",
+                key="package",
+                value=settings.package,
+                hint="drop package (or REPRISE_PACKAGE): the project itself is what runs",
+            )
+        check_groups_and_extras(settings, [data], f"{root / 'pyproject.toml'} does not define")
         return Project(
             settings, data, raw, code_root=root, code_pyproject=data, code_pyproject_bytes=raw
         )
     ws_root, ws_data = workspace
     members = workspace_members(ws_root, ws_data)
+    check_groups_and_extras(
+        settings,
+        [ws_data, *(m.pyproject for m in members)],
+        f"no package of the workspace at {ws_root} defines",
+    )
     own = next((m.name for m in members if m.rel == root.relative_to(ws_root).as_posix()), None)
     package = settings.package or (own if root != ws_root else None)
     if package is not None and package not in {m.name for m in members}:
