@@ -23,6 +23,7 @@ DEFAULT_BASE_IMAGE = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
 DEFAULT_RUNS_DIR = "runs"
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 CONFIG_DELIVERIES = ("file", "hydra", "none")
+_PEP508 = "letters, digits, '.', '_' and '-', starting and ending with a letter or digit"
 
 
 @dataclass(frozen=True)
@@ -198,8 +199,7 @@ def _convert(root: Path, key: str, kind: str, value: object) -> object:
                 f"[tool.reprise] {key} {value!r} is not a package name",
                 key=key,
                 value=value,
-                hint="name a workspace member as its pyproject.toml does: letters, digits, "
-                "'.', '_' and '-', starting and ending with a letter or digit",
+                hint=f"name a workspace member as its pyproject.toml does: {_PEP508}",
             )
         return value
     if kind == "ca":
@@ -276,8 +276,7 @@ def _name(root: Path, pyproject: Mapping[str, Any], package: str | None) -> str:
             raise ProjectError(
                 f"[project] name {name!r} in {path} is not a valid package name",
                 path=path,
-                hint="PEP 508: letters, digits, '.', '_' and '-', starting and ending with a "
-                "letter or digit",
+                hint=f"a PEP 508 name: {_PEP508}",
             )
         return name
     workspace = ((pyproject.get("tool") or {}).get("uv") or {}).get("workspace")

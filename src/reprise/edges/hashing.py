@@ -3,8 +3,9 @@ memory-mapped for large files, a plain read for small ones.
 
 The walk never follows a link: it opens every directory and file relative to its parent's
 descriptor with ``O_NOFOLLOW`` and records symlinks, FIFOs, sockets and devices as what they
-are (and, in a run's manifest, a regular file with more than one link as a ``hardlink``). It is iterative, with bounds on depth and on the number of entries: a job that made more
-gets an incomplete manifest that says so, never an exhausted CLI.
+are (and, in a run's manifest, a regular file with more than one link as a ``hardlink``). It
+is iterative, with bounds on depth and on the number of entries: a job that made more gets an
+incomplete manifest that says so, never an exhausted CLI.
 """
 
 from __future__ import annotations
