@@ -8,6 +8,7 @@ section is written in the file's own line ending.
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,41 @@ def _read_toml(path: Path, data: bytes) -> dict[str, Any]:
         raise ProjectError(f"{path} is not valid TOML: {exc}", path=str(path)) from None
 
 
+def _read_plain(path: Path) -> tuple[bytes | None, bool]:
+    """(the bytes of ``path``, whether it is a symlink) when it is a regular file or a link to
+    one; (None, False) when nothing is there. ProjectError when init could neither read it nor
+    write it back (a folder, a dangling link, an unreadable file), before anything is written."""
+    try:
+        link = stat.S_ISLNK(path.lstat().st_mode)
+        return path.read_bytes(), link
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise ProjectError(
+                f"{path} is a link to {path.readlink()}, which does not exist",
+                path=str(path),
+                hint="remove the link or make its target, then run reprise init again",
+            ) from None
+        return None, False
+    except OSError as exc:
+        what = "a folder" if isinstance(exc, IsADirectoryError) else f"unreadable: {exc.strerror}"
+        raise ProjectError(
+            f"{path} is {what}: reprise init changes nothing",
+            path=str(path),
+            hint=f"make {path.name} a regular file (or remove it), then run reprise init again",
+        ) from None
+
+
+def _not_a_link(path: Path, is_link: bool, hint: str) -> None:
+    """Writing a file replaces it: refuse to turn a link into a file behind the user's back."""
+    if is_link:
+        raise ProjectError(
+            f"{path} is a symlink (to {path.readlink()}): reprise init would replace the link "
+            "with a file, and changes nothing",
+            path=str(path),
+            hint=hint,
+        )
+
+
 def _write(path: Path, data: bytes) -> None:
     """Replace the file atomically, keeping its permission bits."""
     mode = path.stat().st_mode & 0o7777 if path.exists() else None
@@ -105,7 +141,7 @@ def init_project(root: Path, *, force: bool = False, cwd: Path | None = None) ->
     """
     path = root / "pyproject.toml"
     files = _files(root)
-    data = path.read_bytes() if path.is_file() else None
+    data, path_is_link = _read_plain(path)
     pyproject = _read_toml(path, data) if data is not None else None
     error = initsection.migration_error(pyproject, files, str(root))
     if error is not None:
@@ -125,8 +161,20 @@ def init_project(root: Path, *, force: bool = False, cwd: Path | None = None) ->
     new = initsection.with_section(data, section, replace=has_section)
 
     gitignore = root / ".gitignore"
-    old_ignore = gitignore.read_bytes() if gitignore.is_file() else None
+    old_ignore, ignore_is_link = _read_plain(gitignore)
     new_ignore = initsection.gitignore_with_runs(old_ignore, initsection.line_ending(data))
+    # Everything checked before anything is written: never a pyproject.toml changed and then
+    # a .gitignore that cannot be.
+    _not_a_link(
+        path,
+        path_is_link,
+        f"run reprise init in the folder of the file itself ({path.resolve().parent}), or "
+        "replace the link with a copy first",
+    )
+    if new_ignore is not None:
+        _not_a_link(
+            gitignore, ignore_is_link, f"add runs/ to {gitignore.resolve()}, then run init again"
+        )
     _write(path, new)
     if new_ignore is not None:
         _write(gitignore, new_ignore)

@@ -158,6 +158,9 @@ def explain(
     )
     for path in diff.changed:
         ka, kb = kinds[0].get(path, "file"), kinds[1].get(path, "file")
+        if "hardlink" in (ka, kb) and {ka, kb} <= {"file", "hardlink"}:
+            lines.append(f"{path}: content differs (a hard-linked file: compared by hash only)")
+            continue
         if ka != kb or ka != "file":
             lines.append(
                 f"{path}: {ka} originally, {kb} in the rerun"

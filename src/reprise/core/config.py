@@ -22,6 +22,12 @@ _FLOAT = re.compile(
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SafeDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+# Bounds on any YAML config, checked event by event before anything is built: libyaml's
+# composer recurses in C (a deep nesting crashes the process), and flattening a config for a
+# diff expands every alias.
+MAX_DEPTH = 100
+MAX_NODES = 1_000_000
+MAX_TEXT = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -37,8 +43,23 @@ class Override:
 
 
 def load_config_text(text: str, *, source: str) -> dict[str, Any]:
-    """Parse a YAML config; the top level must be a mapping (an empty file is ``{}``)."""
+    """Parse the user's own YAML config; the top level must be a mapping (an empty file is
+    ``{}``). Anchors and aliases are allowed; nesting and size are bounded."""
+    return _load(text, source=source, aliases=True)
+
+
+def load_untrusted_config_text(text: str, *, source: str) -> dict[str, Any]:
+    """Parse a config that is not the user's own file (one a job wrote, such as Hydra's
+    composed config, or one a record or bundle holds): anchors and aliases are refused, and
+    every value is plain data (dates, binary and sets become their text)."""
+    data: dict[str, Any] = _plain(_load(text, source=source, aliases=False))
+    return data
+
+
+def _load(text: str, *, source: str, aliases: bool) -> dict[str, Any]:
+    hint = "fix the file; `python -c 'import yaml,sys; yaml.safe_load(open(sys.argv[1]))' FILE` shows the same error"
     try:
+        _check_shape(text, source=source, aliases=aliases)
         data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         where = ""
@@ -46,10 +67,11 @@ def load_config_text(text: str, *, source: str) -> dict[str, Any]:
         if mark is not None:
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(
-            f"{source} is not valid YAML{where}: {problem}",
-            hint="fix the file; `python -c 'import yaml,sys; yaml.safe_load(open(sys.argv[1]))' FILE` shows the same error",
-        ) from None
+        raise ConfigError(f"{source} is not valid YAML{where}: {problem}", hint=hint) from None
+    except (ValueError, OverflowError) as exc:  # an integer of 5,000 digits, a 13th month
+        raise ConfigError(f"{source} holds a value YAML cannot read: {exc}", hint=hint) from None
+    except RecursionError:
+        raise ConfigError(f"{source} is nested too deeply", hint=hint) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -58,6 +80,47 @@ def load_config_text(text: str, *, source: str) -> dict[str, Any]:
         )
     _check_keys(data, source=source, prefix="")
     return data
+
+
+def _check_shape(text: str, *, source: str, aliases: bool) -> None:
+    """Walk the YAML's events (libyaml's parser keeps its own stack: nothing recurses) and
+    refuse, before anything is built, a text over MAX_TEXT, nesting over MAX_DEPTH, more than
+    MAX_NODES nodes, and anchors or aliases unless ``aliases``."""
+    if len(text) > MAX_TEXT:
+        raise ConfigError(
+            f"{source} is {len(text)} characters, over the {MAX_TEXT} limit for a config"
+        )
+    depth = nodes = 0
+    for event in yaml.parse(text, Loader=_SafeLoader):
+        if isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+            continue
+        if not isinstance(event, yaml.NodeEvent):
+            continue
+        if not aliases and (isinstance(event, yaml.AliasEvent) or event.anchor is not None):
+            raise ConfigError(
+                f"{source} uses YAML anchors or aliases (&name, *name, <<), which reprise does "
+                "not expand in a config it did not get from you",
+                hint="a config a job writes (Hydra's composed config) never needs them",
+            )
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise ConfigError(f"{source} has more than {MAX_NODES} values")
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConfigError(f"{source} is nested more than {MAX_DEPTH} levels deep")
+
+
+def _plain(value: Any) -> Any:
+    """The value with every scalar a JSON one: YAML's dates, binary and sets become text."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if value is None or isinstance(value, str | int | float):
+        return value
+    return str(value)
 
 
 def _check_keys(data: Mapping[Any, Any], *, source: str, prefix: str) -> None:

@@ -20,10 +20,12 @@ from typing import IO, Any
 
 from reprise import __version__
 from reprise.core import keys
+from reprise.core.errors import ProjectError
 from reprise.core.templating import render
 from reprise.core.workspace import LockedPackage, SyncOptions
 
 SPEC_HASH_LENGTH = 20
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,24 @@ def base_digest_of(base_digest_ref: str) -> str:
     return base_digest_ref.rsplit("@", 1)[1]
 
 
+def _bare_values_are_one_line(inputs: ImageInputs) -> None:
+    """The values that stand unquoted in the Dockerfile (FROM, COPY, RUN, comments) hold no
+    line break or control character: a line break would end the instruction and start one."""
+    for what, value in (
+        ("base-image", inputs.base_ref),
+        ("the base image's reference", inputs.base_digest_ref),
+        ("the base image's Python", inputs.python.path),
+        ("requires-python", inputs.python.request),
+        ("wheelhouse", inputs.wheelhouse),
+        ("uv's version", inputs.uv_version),
+    ):
+        if value is not None and _CONTROL.search(value):
+            raise ProjectError(
+                f"{what} {value!r} holds a line break or control character: reprise writes "
+                "no such value into a Dockerfile"
+            )
+
+
 def image_labels(inputs: ImageInputs) -> dict[str, str]:
     """The labels of the final image: reprise's (what defines it) and the OCI ones."""
     labels = {
@@ -231,6 +251,7 @@ def layer_names(inputs: ImageInputs) -> tuple[str, ...]:
 def render_dockerfile(inputs: ImageInputs, template: str) -> str:
     from reprise.core.layers import heavy_packages, heavy_requirements, index_args
 
+    _bare_values_are_one_line(inputs)
     heavy = heavy_packages(inputs.lock)
     heavy_files = list(zip(sorted(heavy_requirements(heavy)), index_args(heavy), strict=True))
     return render(

@@ -67,12 +67,29 @@ def heavy_packages(lock_text: bytes) -> list[HeavyPackage]:
         if not isinstance(index, str) or not isinstance(version, str):
             continue
         name = normalize(item["name"])
+        _check(name, version, index)
         wheels = [w for w in item.get("wheels") or [] if isinstance(w, dict)]
         big = any(isinstance(w.get("size"), int) and w["size"] >= HEAVY_BYTES for w in wheels)
         if HEAVY_NAMES.fullmatch(name) or big:
             hashes = tuple(sorted(str(w["hash"]) for w in wheels if isinstance(w.get("hash"), str)))
             out[name] = HeavyPackage(name, version, index, hashes, markers.get(name))
     return [out[n] for n in sorted(out)][: MAX_LAYERS - 8]
+
+
+_NAME = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _check(name: str, version: str, index: str) -> None:
+    """A lock may come from anywhere (a bundle's run): its names, versions and registries
+    reach the Dockerfile and uv's command line only when they are plain."""
+    from reprise.core.errors import LockError
+
+    if not _NAME.fullmatch(name) or _CONTROL.search(version) or _CONTROL.search(index):
+        raise LockError(
+            f"uv.lock names package {name!r} (version {version!r}, registry {index!r}): not "
+            "a plain name, version and registry"
+        )
 
 
 def _incoming_markers(packages: list[Any]) -> dict[str, str | None]:

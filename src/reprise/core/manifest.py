@@ -1,8 +1,9 @@
 """Hash manifests of what a run produced, and their comparison. Pure.
 
-Every entry names what it is: a regular ``file`` (its blake3), a ``symlink`` (the blake3 of its
-target text; it is never followed), or a ``fifo``, ``socket``, ``device`` or ``dir-too-deep``
-that the job made (named, never opened). A manifest that hit a limit says so
+Every entry names what it is: a regular ``file`` (its blake3), a ``hardlink`` (a regular file
+with more than one link: its blake3; compared as a file, never carried by a bundle), a
+``symlink`` (the blake3 of its target text; it is never followed), or a ``fifo``, ``socket``,
+``device`` or ``dir-too-deep`` that the job made (named, never opened). A manifest that hit a limit says so
 (``complete: false``), and nothing compared against it is called identical.
 """
 
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,10 +20,16 @@ from reprise.core import names
 from reprise.core.errors import InvalidNameError
 
 ALGORITHM = "blake3"
-KINDS = ("file", "symlink", "fifo", "socket", "device", "dir-too-deep")
+KINDS = ("file", "hardlink", "symlink", "fifo", "socket", "device", "dir-too-deep")
+# What a kind is compared as: a file's bytes are what they are, however many links it has.
+_COMPARED_AS = {"hardlink": "file"}
 MAX_ENTRIES = 1_000_000
 MAX_BYTES = 512 << 20  # a manifest.json larger than this is refused before it is parsed
 _HEX64 = frozenset("0123456789abcdef")
+# A record's volatile patterns (the schema says the same): each path of a manifest is matched
+# against all of them, so their number and length are bounded.
+MAX_VOLATILE = 64
+MAX_VOLATILE_LENGTH = 256
 
 
 @dataclass(frozen=True)
@@ -108,7 +116,7 @@ def _entry(item: object) -> Entry:
             or (isinstance(digest, str) and len(digest) == 64 and set(digest) <= _HEX64)
         )
         and (target is None or (isinstance(target, str) and len(target) <= 4096))
-        and (kind not in ("file", "symlink") or digest is not None)
+        and (kind not in ("file", "hardlink", "symlink") or digest is not None)
     )
     if not ok:
         raise ValueError(f"malformed manifest entry for {path!r}")
@@ -151,8 +159,21 @@ class ManifestDiff:
         }
 
 
-def is_volatile(path: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns)
+def volatile_matcher(patterns: Sequence[str]) -> Callable[[str], bool]:
+    """Whether a path matches any of ``patterns`` (fnmatch, case-sensitive), compiled once
+    into one regular expression."""
+    if not patterns:
+        return lambda _path: False
+    if len(patterns) > MAX_VOLATILE or any(len(p) > MAX_VOLATILE_LENGTH for p in patterns):
+        raise ValueError(
+            f"at most {MAX_VOLATILE} volatile patterns of {MAX_VOLATILE_LENGTH} characters"
+        )
+    match = re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
+    return lambda path: match(path) is not None
+
+
+def _compared(entry: Entry) -> tuple[str, str | None, int]:
+    return _COMPARED_AS.get(entry.kind, entry.kind), entry.hash, entry.size
 
 
 def compare_manifests(
@@ -162,14 +183,15 @@ def compare_manifests(
     Paths matching a ``volatile`` pattern are recorded in both, and not compared."""
     a: Mapping[str, Entry] = original.by_path()
     b: Mapping[str, Entry] = rerun.by_path()
-    skipped = sorted(p for p in a.keys() | b.keys() if is_volatile(p, volatile))
-    a = {p: e for p, e in a.items() if not is_volatile(p, volatile)}
-    b = {p: e for p, e in b.items() if not is_volatile(p, volatile)}
+    is_volatile = volatile_matcher(volatile)
+    skipped = {p for p in a.keys() | b.keys() if is_volatile(p)}
+    a = {p: e for p, e in a.items() if p not in skipped}
+    b = {p: e for p, e in b.items() if p not in skipped}
     comparable = original.algorithm == rerun.algorithm
     changed, same = [], []
     for path in sorted(a.keys() & b.keys()):
         ea, eb = a[path], b[path]
-        if comparable and (ea.kind, ea.hash, ea.size) == (eb.kind, eb.hash, eb.size):
+        if comparable and _compared(ea) == _compared(eb):
             same.append(path)
         else:
             changed.append(path)
@@ -184,5 +206,5 @@ def compare_manifests(
         extra=tuple(sorted(b.keys() - a.keys())),
         same=tuple(same),
         incomplete=tuple(incomplete),
-        volatile=tuple(skipped),
+        volatile=tuple(sorted(skipped)),
     )

@@ -16,6 +16,8 @@ from typing import Any
 
 from reprise.core import names
 from reprise.core.errors import InvalidNameError, ProjectError, SettingsError
+from reprise.core.manifest import MAX_VOLATILE, MAX_VOLATILE_LENGTH
+from reprise.core.workspace import PACKAGE_NAME
 
 DEFAULT_BASE_IMAGE = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
 DEFAULT_RUNS_DIR = "runs"
@@ -23,6 +25,7 @@ SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 CONFIG_DELIVERIES = ("file", "hydra", "none")
 DETERMINISM_MODES = ("strict", "warn", "off")
 DEFAULT_FINGERPRINT_EVERY = 50
+_PEP508 = "letters, digits, '.', '_' and '-', starting and ending with a letter or digit"
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "threads": ("REPRISE_THREADS", "int"),
     "data": ("", "data"),
     "card-template": ("REPRISE_CARD_TEMPLATE", "path"),
-    "package": ("REPRISE_PACKAGE", "str"),
+    "package": ("REPRISE_PACKAGE", "package"),
     "groups": ("", "list"),
     "default-groups": ("", "bool"),
     "extras": ("", "list"),
@@ -132,6 +135,17 @@ _GROUP = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?")
 def _strings(key: str, value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise SettingsError(f"[tool.reprise] {key} must be a list of strings", key=key, value=value)
+    if key == "volatile" and (
+        len(value) > MAX_VOLATILE // 2 or any(len(v) > MAX_VOLATILE_LENGTH for v in value)
+    ):
+        # Half the record's bound: reprise adds patterns of its own (Hydra's log).
+        raise SettingsError(
+            f"[tool.reprise] volatile takes at most {MAX_VOLATILE // 2} patterns of at most "
+            f"{MAX_VOLATILE_LENGTH} characters",
+            key=key,
+            value=value,
+            hint='one pattern can cover many files, e.g. "outputs/logs/*"',
+        )
     if key in ("groups", "extras"):
         for item in value:
             if not _GROUP.fullmatch(item):
@@ -185,6 +199,15 @@ def _convert(root: Path, key: str, kind: str, value: object) -> object:
         return value
     if kind == "path":
         return _path(root, key, value)
+    if kind == "package":
+        if not isinstance(value, str) or not PACKAGE_NAME.fullmatch(value):
+            raise SettingsError(
+                f"[tool.reprise] {key} {value!r} is not a package name",
+                key=key,
+                value=value,
+                hint=f"name a workspace member as its pyproject.toml does: {_PEP508}",
+            )
+        return value
     if kind == "ca":
         if value is False or value in ("false", "none", "0"):
             return False
@@ -272,17 +295,26 @@ def default_ca_bundle(environ: Mapping[str, str], exists: Any) -> Path | None:
     return None
 
 
-def _name(root: Path, pyproject: Mapping[str, Any], table: Mapping[str, Any]) -> str:
-    name = (pyproject.get("project") or {}).get("name")
+def _name(root: Path, pyproject: Mapping[str, Any], package: str | None) -> str:
+    """The project's name: [project] name, else (at a virtual workspace root) the member
+    ``package`` names, already checked."""
+    path = str(root / "pyproject.toml")
+    project = pyproject.get("project") or {}
+    name = project.get("name") if isinstance(project, dict) else None
     if isinstance(name, str) and name:
+        if not PACKAGE_NAME.fullmatch(name):
+            raise ProjectError(
+                f"[project] name {name!r} in {path} is not a valid package name",
+                path=path,
+                hint=f"a PEP 508 name: {_PEP508}",
+            )
         return name
     workspace = ((pyproject.get("tool") or {}).get("uv") or {}).get("workspace")
-    package = table.get("package")
-    if workspace is not None and isinstance(package, str) and package:
+    if workspace is not None and package:
         return package  # a virtual workspace root names the member it runs
     raise ProjectError(
         "pyproject.toml has no [project] name",
-        path=str(root / "pyproject.toml"),
+        path=path,
         hint="add [project] with a name (reprise names images after it); at a virtual "
         'workspace root, set [tool.reprise] package = "<member>"',
     )
@@ -299,7 +331,6 @@ def load_settings(
     table = (pyproject.get("tool") or {}).get("reprise") or {}
     if not isinstance(table, dict):
         raise SettingsError("[tool.reprise] must be a table", key="tool.reprise", value=table)
-    name = _name(root, pyproject, table)
     unknown = sorted(set(table) - set(_KEYS))
     if unknown:
         raise SettingsError(
@@ -314,6 +345,7 @@ def load_settings(
             raw = environ[env]
         if raw is not None:
             values[key] = _convert(root, key, kind, raw)
+    name = _name(root, pyproject, values.get("package"))
     command = values.get("command")
     if command is None:
         raise SettingsError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from functools import cache
 from importlib import resources
@@ -20,6 +21,12 @@ def _packaged_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "templates"
 
 
+def docker_quoted(value: object) -> str:
+    """``value`` as one double-quoted word of a Dockerfile's LABEL or ENV: JSON's escapes keep
+    it on one line and its quotes closed, and ``\\$`` leaves nothing for the builder to expand."""
+    return json.dumps(str(value)).replace("$", "\\$")
+
+
 def template_text(name: str) -> str:
     return (_packaged_dir() / name).read_text(encoding="utf-8")
 
@@ -36,6 +43,7 @@ def _environment() -> jinja2.Environment:
         autoescape=False,  # noqa: S701 - renders Dockerfiles and Markdown, not HTML
     )
     env.filters["shquote"] = shlex.quote
+    env.filters["dockerq"] = docker_quoted
     return env
 
 

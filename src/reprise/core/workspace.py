@@ -18,10 +18,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reprise.core.errors import LockError
+from reprise.core.errors import LockError, ProjectError
 
 _ENTRY = re.compile(r"^\s*([\w.]+)\s*:\s*([\w.]+)\s*(\[.*\])?\s*$")
 _NAME = re.compile(r"[-_.]+")
+# A distribution's name as PEP 508 writes it; [tool.reprise] package and [project] name.
+PACKAGE_NAME = re.compile(r"([A-Z0-9]|[A-Z0-9][A-Z0-9._-]{0,126}[A-Z0-9])", re.IGNORECASE)
+# A version as it may stand in a .dist-info folder's name (PEP 440's characters).
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+!_-]{0,127}")
+# A script is a plain file name in the venv's bin/ ...
+_SCRIPT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# ... that takes the place of nothing a venv has there by itself (the interpreter, pip, uv,
+# the activation scripts): the image and every job run them by these names.
+_VENV_OWN = re.compile(
+    r"(python[0-9.]*|pythonw|pip[0-9.]*|pydoc.*|uvx?|activate.*|deactivate.*)",
+    re.IGNORECASE,
+)
 
 
 def normalize(name: str) -> str:
@@ -136,6 +148,44 @@ class Member:
     rel: str
     pyproject: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def pyproject_path(self) -> str:
+        return f"{self.rel}/pyproject.toml" if self.rel else "pyproject.toml"
+
+
+def _checked(value: object, pattern: re.Pattern[str], what: str, member: Member) -> str:
+    if isinstance(value, str) and pattern.fullmatch(value):
+        return value
+    raise ProjectError(
+        f"{what} {value!r} in {member.pyproject_path} cannot name a file reprise writes "
+        "into the image",
+        path=member.pyproject_path,
+        hint="use letters, digits, '.', '_' and '-' (PEP 508 names, PEP 440 versions)",
+    )
+
+
+def _table(parent: Mapping[str, Any], key: str, member: Member) -> Mapping[str, Any]:
+    """``parent[key]``, a TOML table (``key``: "project", or a key of [project])."""
+    table = parent.get(key) or {}
+    if not isinstance(table, dict):
+        where = key if key == "project" else f"project.{key}"
+        raise ProjectError(
+            f"[{where}] in {member.pyproject_path} is not a table", path=member.pyproject_path
+        )
+    return table
+
+
+def _script_name(name: str, member: Member) -> str:
+    _checked(name, _SCRIPT, "the script name", member)
+    if _VENV_OWN.fullmatch(name):
+        raise ProjectError(
+            f"the script {name!r} in {member.pyproject_path} would take the place of the "
+            "virtual environment's own bin/" + name,
+            path=member.pyproject_path,
+            hint="rename the script: python, pip, uv and the activate scripts are the venv's",
+        )
+    return name
+
 
 def _script(target: str, python: str) -> str:
     match = _ENTRY.match(target)
@@ -153,13 +203,13 @@ def _script(target: str, python: str) -> str:
     )
 
 
-def _entry_points(project: Mapping[str, Any]) -> str:
+def _entry_points(project: Mapping[str, Any], member: Member) -> str:
     groups: dict[str, Mapping[str, Any]] = {}
     if project.get("scripts"):
         groups["console_scripts"] = project["scripts"]
     if project.get("gui-scripts"):
         groups["gui_scripts"] = project["gui-scripts"]
-    for name, table in sorted((project.get("entry-points") or {}).items()):
+    for name, table in sorted(_table(project, "entry-points", member).items()):
         if isinstance(table, dict):
             groups[str(name)] = table
     lines = []
@@ -175,7 +225,8 @@ def link_files(
 ) -> dict[str, bytes]:
     """The files that link ``packages`` to the code: ``lib/reprise-project.json`` (their
     import roots, ``src/`` and flat) and, for the editable ones, ``bin/<script>`` (their
-    ``[project.scripts]``) and ``lib/<name>-<version>.dist-info/``."""
+    ``[project.scripts]``) and ``lib/<name>-<version>.dist-info/``. Every name that becomes
+    a file name is checked first (ProjectError): plain, and none of the venv's own."""
     sources = {p.name: p.source for p in packages}
     files: dict[str, bytes] = {}
     roots: list[str] = []
@@ -187,19 +238,22 @@ def link_files(
         roots += [f"{base}/src", base]
         if source != "editable":
             continue
-        project = member.pyproject.get("project") or {}
-        version = str(project.get("version") or "0+unknown")
-        dist = f"lib/{normalize(member.name).replace('-', '_')}-{version}.dist-info"
+        project = _table(member.pyproject, "project", member)
+        name = _checked(member.name, PACKAGE_NAME, "the package name", member)
+        version = _checked(
+            str(project.get("version") or "0+unknown"), _VERSION, "the version", member
+        )
+        dist = f"lib/{normalize(name).replace('-', '_')}-{version}.dist-info"
         files[f"{dist}/METADATA"] = (
-            f"Metadata-Version: 2.1\nName: {member.name}\nVersion: {version}\n"
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
         ).encode()
         files[f"{dist}/INSTALLER"] = b"reprise\n"
-        entry_points = _entry_points(project)
+        for kind in ("scripts", "gui-scripts"):
+            for script, target in sorted(_table(project, kind, member).items()):
+                files[f"bin/{_script_name(script, member)}"] = _script(str(target), python).encode()
+        entry_points = _entry_points(project, member)
         if entry_points:
             files[f"{dist}/entry_points.txt"] = entry_points.encode()
-        for kind in ("scripts", "gui-scripts"):
-            for name, target in sorted((project.get(kind) or {}).items()):
-                files[f"bin/{name}"] = _script(str(target), python).encode()
     files["lib/reprise-project.json"] = (
         json.dumps({"import_roots": roots}, indent=1, sort_keys=True) + "\n"
     ).encode()

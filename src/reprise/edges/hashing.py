@@ -3,8 +3,9 @@ memory-mapped for large files, a plain read for small ones.
 
 The walk never follows a link: it opens every directory and file relative to its parent's
 descriptor with ``O_NOFOLLOW`` and records symlinks, FIFOs, sockets and devices as what they
-are. It is iterative, with bounds on depth and on the number of entries: a job that made more
-gets an incomplete manifest that says so, never an exhausted CLI.
+are (and, in a run's manifest, a regular file with more than one link as a ``hardlink``). It
+is iterative, with bounds on depth and on the number of entries: a job that made more gets an
+incomplete manifest that says so, never an exhausted CLI.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def _kind(mode: int) -> str:
     return "device"
 
 
-def _entry(dir_fd: int, name: str, rel: str, st: os.stat_result) -> Entry:
+def _entry(dir_fd: int, name: str, rel: str, st: os.stat_result, hardlinks: bool) -> Entry:
     import blake3
 
     if stat.S_ISREG(st.st_mode):
@@ -66,7 +67,8 @@ def _entry(dir_fd: int, name: str, rel: str, st: os.stat_result) -> Entry:
             now = os.fstat(fd)
             if not stat.S_ISREG(now.st_mode):  # swapped since the listing
                 return Entry(rel, 0, None, _kind(now.st_mode))
-            return Entry(rel, now.st_size, hash_fd(fd, now.st_size))
+            kind = "hardlink" if hardlinks and now.st_nlink > 1 else "file"
+            return Entry(rel, now.st_size, hash_fd(fd, now.st_size), kind)
         finally:
             os.close(fd)
     if stat.S_ISLNK(st.st_mode):
@@ -85,9 +87,10 @@ def _entry(dir_fd: int, name: str, rel: str, st: os.stat_result) -> Entry:
 class _Walk:
     """One bounded, descriptor-based walk below a directory."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, hardlinks: bool) -> None:
         self.entries: list[Entry] = []
         self.limit = limit
+        self.hardlinks = hardlinks
         self.note: str | None = None
 
     def full(self) -> bool:
@@ -110,7 +113,7 @@ class _Walk:
             except FileNotFoundError:
                 continue
             if not stat.S_ISDIR(st.st_mode):
-                self.entries.append(_entry(dir_fd, name, child, st))
+                self.entries.append(_entry(dir_fd, name, child, st, self.hardlinks))
                 continue
             if depth >= MAX_DEPTH:
                 self.entries.append(Entry(child, 0, None, "dir-too-deep"))
@@ -128,9 +131,11 @@ def walk(
     *,
     skip: Iterable[str] = (),
     limit: int = MAX_ENTRIES,
+    hardlinks: bool = False,
 ) -> Manifest:
-    """The manifest of ``root``'s ``subdirs`` (paths relative to ``root``), minus ``skip``."""
-    walker = _Walk(limit)
+    """The manifest of ``root``'s ``subdirs`` (paths relative to ``root``), minus ``skip``;
+    with ``hardlinks``, regular files of more than one link are entries of that kind."""
+    walker = _Walk(limit, hardlinks)
     root_fd = os.open(root, _DIR_FLAGS)
     try:
         for sub in subdirs:
@@ -150,9 +155,11 @@ def walk(
 
 def manifest_of_run(run_dir: Path) -> Manifest:
     """Everything the job produced: its writable folders, minus reprise's console log and the
-    runtime's own record."""
+    runtime's own record. A file the job hard-linked is a ``hardlink`` (hashed as a file, but
+    never opened afterwards as one of the job's regular files)."""
     return walk(
         run_dir,
         [d for d in keys.RUN_JOB_DIRS if d != keys.RUN_RUNTIME_DIR],
         skip=[keys.RUN_LOG],
+        hardlinks=True,
     )

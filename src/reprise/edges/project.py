@@ -15,7 +15,7 @@ from typing import Any
 
 from reprise.core.errors import LockError, ProjectError, SettingsError
 from reprise.core.settings import Settings, load_settings
-from reprise.core.workspace import Member, SyncOptions
+from reprise.core.workspace import Member, SyncOptions, normalize
 
 
 def read_pyproject(root: Path) -> dict[str, Any]:
@@ -121,23 +121,100 @@ def find_workspace(project_dir: Path) -> tuple[Path, Mapping[str, Any]] | None:
     return None
 
 
+def _member_globs(root: Path, table: Mapping[str, Any]) -> list[str]:
+    """The ``members`` globs, each relative and inside the workspace root (ProjectError)."""
+    where = root / "pyproject.toml"
+    globs = table.get("members") or []
+    if not isinstance(globs, list) or not all(isinstance(g, str) for g in globs):
+        raise ProjectError(
+            f"[tool.uv.workspace] members in {where} must be a list of strings",
+            path=str(where),
+            hint='e.g. members = ["packages/*"]',
+        )
+    for pattern in globs:
+        if not pattern or pattern.startswith(("/", "\\")) or ".." in pattern.split("/"):
+            raise ProjectError(
+                f"[tool.uv.workspace] member {pattern!r} in {where} is not a folder inside the "
+                "workspace",
+                path=str(where),
+                hint="members are globs relative to the workspace root, without '..', "
+                'e.g. "packages/*"; move a package outside it into the repository',
+            )
+    return globs
+
+
 def workspace_members(root: Path, data: Mapping[str, Any]) -> tuple[Member, ...]:
     """Every package of the workspace at ``root``: the root (when it is a project) and each
-    folder its ``members`` globs name (minus ``exclude``), from their pyproject.toml."""
+    folder its ``members`` globs name (minus ``exclude``), from their pyproject.toml. A
+    member found through a link to outside the root is refused (ProjectError)."""
     table = _workspace_table(data) or {}
     found: dict[str, Member] = {}
     if (data.get("project") or {}).get("name"):
         found[""] = Member(str(data["project"]["name"]), "", data)
-    for pattern in table.get("members") or []:
-        for path in sorted(root.glob(str(pattern))):
+    inside = root.resolve()
+    for pattern in _member_globs(root, table):
+        try:
+            paths = sorted(root.glob(pattern))
+        except (ValueError, IndexError) as exc:  # '**x', '.'
+            raise ProjectError(
+                f"[tool.uv.workspace] member {pattern!r} in {root / 'pyproject.toml'} is not "
+                f"a glob reprise can follow ({exc or 'no folder'})",
+                path=str(root / "pyproject.toml"),
+                hint='write members as folders or globs of them, e.g. "packages/*"',
+            ) from None
+        for path in paths:
             rel = path.relative_to(root).as_posix()
-            if not (path / "pyproject.toml").is_file() or _matches(rel, table.get("exclude")):
+            if rel == "." or not (path / "pyproject.toml").is_file():
                 continue
+            if _matches(rel, table.get("exclude")):
+                continue
+            if not (path / "pyproject.toml").resolve().is_relative_to(inside):
+                raise ProjectError(
+                    f"workspace member {rel} (from {pattern!r}) leads outside the workspace "
+                    f"at {root}",
+                    path=str(path),
+                    hint="a member is a folder of the repository, not a link out of it",
+                )
             member = read_pyproject(path)
             name = (member.get("project") or {}).get("name")
             if isinstance(name, str):
                 found[rel] = Member(name, rel, member)
     return tuple(sorted(found.values(), key=lambda m: m.rel))
+
+
+def _defined(pyprojects: list[Mapping[str, Any]], section: str) -> set[str]:
+    """Normalized names of the dependency groups or extras (``section``) the pyprojects define."""
+    out: set[str] = set()
+    for data in pyprojects:
+        table = data if section == "dependency-groups" else data.get("project") or {}
+        names = table.get(section) if isinstance(table, dict) else None
+        if isinstance(names, dict):
+            out |= {normalize(str(name)) for name in names}
+    return out
+
+
+def check_groups_and_extras(
+    settings: Settings, pyprojects: list[Mapping[str, Any]], where: str
+) -> None:
+    """Every group and extra the settings ask uv for is defined (in the project, or in one of
+    the workspace's packages: ``where`` says which, and that it does not); SettingsError before
+    anything is built otherwise."""
+    for key, section, asked in (
+        ("groups", "dependency-groups", settings.groups),
+        ("extras", "optional-dependencies", settings.extras),
+    ):
+        defined = _defined(pyprojects, section)
+        missing = [name for name in asked if normalize(name) not in defined]
+        if missing:
+            table = "[dependency-groups]" if key == "groups" else "[project.optional-dependencies]"
+            raise SettingsError(
+                f"[tool.reprise] {key} names {', '.join(map(repr, missing))}, which "
+                f"{where} ({table})",
+                key=key,
+                value=missing[0],
+                hint=f"defined: {', '.join(sorted(defined)) or 'none'}; fix {key}, or add "
+                f"the {key[:-1]} to {table}",
+            )
 
 
 def load_project(root: Path, environ: Mapping[str, str] | None = None) -> Project:
@@ -154,11 +231,25 @@ def load_project(root: Path, environ: Mapping[str, str] | None = None) -> Projec
     settings = load_settings(settings_root, settings_data, env, exists=os.path.isfile)
     raw = (root / "pyproject.toml").read_bytes()
     if workspace is None:
+        if settings.package and normalize(settings.package) != normalize(settings.project_name):
+            raise SettingsError(
+                f"[tool.reprise] package {settings.package!r} names a workspace member, but "
+                f"{root / 'pyproject.toml'} is no uv workspace",
+                key="package",
+                value=settings.package,
+                hint="drop package (or REPRISE_PACKAGE): the project itself is what runs",
+            )
+        check_groups_and_extras(settings, [data], f"{root / 'pyproject.toml'} does not define")
         return Project(
             settings, data, raw, code_root=root, code_pyproject=data, code_pyproject_bytes=raw
         )
     ws_root, ws_data = workspace
     members = workspace_members(ws_root, ws_data)
+    check_groups_and_extras(
+        settings,
+        [ws_data, *(m.pyproject for m in members)],
+        f"no package of the workspace at {ws_root} defines",
+    )
     own = next((m.name for m in members if m.rel == root.relative_to(ws_root).as_posix()), None)
     package = settings.package or (own if root != ws_root else None)
     if package is not None and package not in {m.name for m in members}:

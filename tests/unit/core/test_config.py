@@ -9,6 +9,7 @@ from reprise.core.config import (
     config_hash,
     dump_config,
     load_config_text,
+    load_untrusted_config_text,
     parse_override,
     parse_value,
 )
@@ -110,3 +111,52 @@ def test_dump_is_canonical() -> None:
     assert a == b == "a:\n  y: null\n  z:\n  - 1\n  - 2\nb: 1\n"
     assert config_hash(a) == config_hash(b)
     assert config_hash(a) != config_hash(dump_config({"b": 2}))
+
+
+# What a hostile job may write as its composed config (also used by tests/unit/commands).
+DEEP = "a: " + "[" * 50_000 + "]" * 50_000 + "\n"
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{n}: &{n} [{', '.join(['*' + p] * 10)}]\n"
+    for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+@pytest.mark.parametrize("load", [load_config_text, load_untrusted_config_text])
+def test_deep_nesting_is_refused_before_it_is_built(load: Any) -> None:
+    with pytest.raises(ConfigError, match="nested more than 100 levels deep"):
+        load(DEEP, source="c.yaml")
+    assert load("a: " + "[" * 99 + "]" * 99 + "\n", source="c.yaml")
+
+
+def test_anchors_and_aliases_only_in_the_users_own_config() -> None:
+    assert load_config_text("a: &x {b: 1}\nc: *x\n", source="c.yaml") == {
+        "a": {"b": 1},
+        "c": {"b": 1},
+    }
+    for text in (ALIAS_BOMB, "a: &x 1\n", "a: {b: 1}\nc:\n  <<: *a\n"):
+        with pytest.raises(ConfigError, match="anchors or aliases"):
+            load_untrusted_config_text(text, source="c.yaml")
+
+
+def test_node_count_and_size_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reprise.core import config
+
+    monkeypatch.setattr(config, "MAX_NODES", 10)
+    with pytest.raises(ConfigError, match="more than 10 values"):
+        load_untrusted_config_text("a: [" + "1, " * 10 + "1]\n", source="c.yaml")
+    monkeypatch.setattr(config, "MAX_TEXT", 100)
+    with pytest.raises(ConfigError, match="over the 100 limit"):
+        load_untrusted_config_text("a: " + "x" * 100, source="c.yaml")
+
+
+@pytest.mark.parametrize("text", ["a: " + "1" * 5000, "a: !!timestamp 2001-13-40"])
+def test_values_python_cannot_build_are_config_errors(text: str) -> None:
+    with pytest.raises(ConfigError, match="holds a value YAML cannot read"):
+        load_config_text(text, source="c.yaml")
+
+
+def test_untrusted_values_are_plain_data() -> None:
+    assert load_untrusted_config_text("d: 2024-01-01\nb: !!binary aGk=\n", source="c") == {
+        "d": "2024-01-01",
+        "b": "b'hi'",
+    }

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from reprise.core.errors import ProjectError
 from reprise.core.image import BasePython, ImageInputs, context_files, plan_image, write_tar
 from reprise.core.templating import template_text
 from reprise.core.workspace import SyncOptions
@@ -191,3 +192,31 @@ def test_heavy_packages_are_installed_first_in_their_own_step_and_named_as_layer
     small_change = LOCK.replace(b'version = "1.17.0"', b'version = "1.16.0"')
     again = plan_image(_inputs(lock=small_change), template_text("Dockerfile.j2"))
     assert again.heavy_requirements == plan.heavy_requirements and again.tag != plan.tag
+
+
+def test_label_and_env_values_are_quoted_words() -> None:
+    """A value in a LABEL or ENV line stays one quoted word: no line break, no closing quote,
+    nothing for the builder to expand."""
+    hostile = 'pkg-a"\nRUN touch /pwned # $HOME \\'
+    plan = plan_image(_inputs(project_name=hostile), template_text("Dockerfile.j2"))
+    lines = plan.dockerfile.splitlines()
+    assert not any(line.startswith("RUN touch") for line in lines)
+    assert 'org.reprise.project="pkg-a\\"\\nRUN touch /pwned # \\$HOME \\\\"' in plan.dockerfile
+    python = BasePython(managed=False, path='/usr/bin/python3"\nRUN evil', version="3.11.2")
+    with pytest.raises(ProjectError, match="the base image's Python"):
+        plan_image(_inputs(python=python), template_text("Dockerfile.j2"))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("base_ref", "x:1\nRUN evil"),
+        ("base_digest_ref", BASE + "\nRUN evil"),
+        ("wheelhouse", "/w\nRUN evil"),
+        ("python", BasePython(managed=True, request=">=3.11\nRUN evil")),
+    ],
+)
+def test_bare_values_with_a_line_break_are_refused(field: str, value: object) -> None:
+    with pytest.raises(ProjectError, match="holds a line break or control character") as info:
+        plan_image(_inputs(**{field: value}), template_text("Dockerfile.j2"))
+    assert info.value.exit_code == 4

@@ -1,10 +1,22 @@
 from __future__ import annotations
 
+import fnmatch
 import json
 
 import pytest
 
-from reprise.core.manifest import Entry, Manifest, compare_manifests
+from reprise.core.errors import RecordError
+from reprise.core.manifest import (
+    MAX_VOLATILE,
+    MAX_VOLATILE_LENGTH,
+    Entry,
+    Manifest,
+    compare_manifests,
+    volatile_matcher,
+)
+from reprise.core.record import parse_record, schema_text
+
+from ...recordcraft import valid_record
 
 H1, H2, H3, H4 = ("1" * 64, "2" * 64, "3" * 64, "4" * 64)
 
@@ -73,7 +85,7 @@ def test_hostile_paths_are_refused(path: str) -> None:
         {"path": "a", "size": -1, "hash": H1},
         {"path": "a", "size": 1, "hash": "zz"},
         {"path": "a", "size": 1, "hash": None},
-        {"path": "a", "size": 1, "hash": H1, "kind": "hardlink"},
+        {"path": "a", "size": 1, "hash": H1, "kind": "door"},
         {"path": "a", "size": True, "hash": H1},
     ],
 )
@@ -101,3 +113,61 @@ def test_nothing_compared_is_not_identical() -> None:
     only_volatile = Manifest("blake3", (Entry("x.log", 1, H1),))
     diff = compare_manifests(only_volatile, only_volatile, ["*.log"])
     assert diff.nothing_compared and diff.volatile == ("x.log",)
+
+
+@pytest.mark.parametrize(
+    "patterns",
+    [
+        ["logs/*.log"],
+        ["*.log", "outputs/[ab]?/*", "x"],
+        ["*"],
+        ["outputs/hydra/*.log", "[!o]*", "*[*]*"],
+    ],
+)
+def test_one_compiled_matcher_agrees_with_fnmatch(patterns: list[str]) -> None:
+    paths = ["logs/a.log", "a.log", "outputs/a1/x", "outputs/hydra/t.log", "x", "y", "a*b", ""]
+    match = volatile_matcher(patterns)
+    for path in paths:
+        assert match(path) == any(fnmatch.fnmatchcase(path, p) for p in patterns), path
+
+
+def test_volatile_patterns_are_bounded() -> None:
+    volatile_matcher(["x"] * MAX_VOLATILE)
+    volatile_matcher(["x" * MAX_VOLATILE_LENGTH])
+    with pytest.raises(ValueError, match="at most 64 volatile patterns of 256 characters"):
+        volatile_matcher(["x"] * (MAX_VOLATILE + 1))
+    with pytest.raises(ValueError):
+        volatile_matcher(["x" * (MAX_VOLATILE_LENGTH + 1)])
+
+
+def test_many_entries_against_the_most_patterns() -> None:
+    """1,000 entries against 64 patterns, each path matched once against one regex."""
+    entries = tuple(Entry(f"outputs/d{i % 97}/f{i}.log", 1, H1) for i in range(1000))
+    manifest = Manifest("blake3", entries)
+    patterns = [f"outputs/d{i}/*" for i in range(MAX_VOLATILE)]
+    diff = compare_manifests(manifest, manifest, patterns)
+    assert len(diff.volatile) + len(diff.same) == 1000 and len(diff.volatile) > 600
+
+
+def test_the_record_schema_bounds_volatile_patterns_as_the_matcher_does() -> None:
+    bounds = json.loads(schema_text())["properties"]["volatile"]
+    assert bounds["maxItems"] == MAX_VOLATILE
+    assert bounds["items"]["maxLength"] == MAX_VOLATILE_LENGTH
+    for volatile in (["x"] * (MAX_VOLATILE + 1), ["x" * (MAX_VOLATILE_LENGTH + 1)]):
+        with pytest.raises(RecordError, match="not a valid run record"):
+            parse_record(json.dumps(valid_record(volatile=volatile)), source="bundle")
+    assert parse_record(json.dumps(valid_record(volatile=["x"] * MAX_VOLATILE)), source="r")
+
+
+def test_a_hard_link_compares_as_the_file_it_is() -> None:
+    linked = Manifest("blake3", (Entry("o/a", 1, H1, "hardlink"),))
+    plain = Manifest("blake3", (Entry("o/a", 1, H1),))
+    assert compare_manifests(linked, plain).identical
+    assert compare_manifests(plain, linked).identical
+    other = Manifest("blake3", (Entry("o/a", 1, H2, "hardlink"),))
+    assert compare_manifests(linked, other).changed == ("o/a",)
+    assert Manifest.from_json(linked.to_json()) == linked
+    with pytest.raises(ValueError, match="malformed manifest entry"):
+        Manifest.from_json(
+            json.dumps({"files": [{"path": "o/a", "size": 1, "hash": None, "kind": "hardlink"}]})
+        )

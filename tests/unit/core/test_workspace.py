@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from reprise.core.errors import LockError
+from reprise.core.errors import LockError, ProjectError
 from reprise.core.image import torch_base_mismatch
 from reprise.core.workspace import (
     LockedPackage,
@@ -12,6 +12,7 @@ from reprise.core.workspace import (
     SyncOptions,
     link_files,
     linked,
+    normalize,
     parse_lock,
 )
 
@@ -124,3 +125,64 @@ def test_a_torch_built_for_another_device_than_the_base_is_flagged() -> None:
     assert torch_base_mismatch(cuda_lock, cuda_env) is None
     assert torch_base_mismatch(_torch("2.13.0+cpu"), {}) is None
     assert torch_base_mismatch({}, cuda_env) is None
+
+
+def _member(**project: object) -> list[Member]:
+    return [Member("a", "packages/a", {"project": {"name": "a", "version": "0.1.0", **project}})]
+
+
+@pytest.mark.parametrize(
+    "script",
+    ["../../../Dockerfile", "sub/dir", "", ".hidden", "-rf", "a b", "x\nRUN", "é"],
+)
+def test_a_script_must_be_a_plain_file_name(script: str) -> None:
+    with pytest.raises(ProjectError) as info:
+        link_files(_member(scripts={script: "a.cli:main"}), parse_lock(LOCK).values(), **_AT)
+    assert info.value.exit_code == 4
+    assert repr(script) in info.value.message
+    assert "packages/a/pyproject.toml" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "python",
+        "python3",
+        "python3.12",
+        "pip",
+        "pip3",
+        "uv",
+        "uvx",
+        "activate",
+        "activate.fish",
+        "deactivate.bat",
+        "pydoc.bat",
+    ],
+)
+def test_a_script_may_not_shadow_the_venvs_own(script: str) -> None:
+    for kind in ("scripts", "gui-scripts"):
+        with pytest.raises(ProjectError, match="would take the place of"):
+            link_files(_member(**{kind: {script: "a.cli:main"}}), parse_lock(LOCK).values(), **_AT)
+
+
+@pytest.mark.parametrize(
+    ("name", "version"), [("a/../../x", "0.1.0"), ("a", "../../x"), ("a", "1\nName: b"), ("a", "")]
+)
+def test_dist_info_name_and_version_are_checked(name: str, version: str) -> None:
+    members = [Member(name, "packages/a", {"project": {"name": name, "version": version}})]
+    locked = [LockedPackage(normalize(name), None, "editable", "packages/a", ())]
+    if version == "":  # no version: the dist-info says 0+unknown
+        assert "lib/a-0+unknown.dist-info/METADATA" in link_files(members, locked, **_AT)
+        return
+    with pytest.raises(ProjectError, match="cannot name a file"):
+        link_files(members, locked, **_AT)
+
+
+def test_tables_that_are_not_tables_are_project_errors() -> None:
+    with pytest.raises(ProjectError, match=r"\[project.scripts\] in packages/a/pyproject.toml"):
+        link_files(_member(scripts=["a"]), parse_lock(LOCK).values(), **_AT)
+    with pytest.raises(ProjectError, match=r"\[project.entry-points\]"):
+        link_files(_member(**{"entry-points": "x"}), parse_lock(LOCK).values(), **_AT)
+
+
+_AT = {"python": "/opt/venv/bin/python", "code_dir": "/c"}

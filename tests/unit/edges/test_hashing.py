@@ -67,3 +67,18 @@ def test_the_walk_stops_at_its_limit_and_says_so(tmp_path: Path) -> None:
         (tmp_path / f"f{i}").write_text("x")
     m = walk(tmp_path, limit=4)
     assert len(m.files) == 4 and not m.complete and "more than 4 entries" in (m.note or "")
+
+
+def test_hard_links_are_their_own_kind_in_a_runs_manifest_only(tmp_path: Path) -> None:
+    out = tmp_path / "outputs"
+    out.mkdir()
+    (out / "a.txt").write_text("same bytes")
+    os.link(out / "a.txt", out / "b.txt")
+    (out / "c.txt").write_text("alone")
+    by_path = manifest_of_run(tmp_path).by_path()
+    digest = blake3.blake3(b"same bytes").hexdigest()
+    assert by_path["outputs/a.txt"].kind == by_path["outputs/b.txt"].kind == "hardlink"
+    assert by_path["outputs/a.txt"].hash == digest and by_path["outputs/a.txt"].size == 10
+    assert by_path["outputs/c.txt"].kind == "file"
+    # A dataset's hash is its content: a hard link there is a file like any other.
+    assert {e.kind for e in walk(tmp_path).files} == {"file"}

@@ -29,7 +29,7 @@ from reprise.core.errors import BundleError, ImageUnavailableError, RecordError,
 from reprise.core.progress import Say
 from reprise.edges.docker import Engine
 from reprise.edges.git import CodeState, export_code
-from reprise.edges.runfiles import open_regular, read_regular
+from reprise.edges.runfiles import PlantedFileError, open_regular, read_regular
 from reprise.edges.runstore import read_record
 from reprise.edges.streams import ChunkReader, Prefetch, copy_file
 
@@ -126,8 +126,17 @@ def _write_spool(
         zw = _compressor().stream_writer(raw, closefd=False)
         big = MemberWriter(zw)
         if with_outputs:
-            for rel in _output_files(run_dir):
-                fd = open_regular(run_dir, rel)  # never through a link the job planted
+            for rel in _output_files(run_dir, say):
+                try:
+                    fd = open_regular(run_dir, rel)  # never through a link the job planted
+                except OSError as exc:  # changed since the manifest was made
+                    why = (
+                        exc.strerror
+                        if isinstance(exc, PlantedFileError)
+                        else f"{rel}: {exc.strerror or exc}"
+                    )
+                    say(f"warning: not bundled: {why} (its manifest entry stays)")
+                    continue
                 with os.fdopen(fd, "rb") as src:
                     big.add_stream(f"run/{rel}", os.fstat(fd).st_size, src)
         say(f"saving image {image_id[:19]}")
@@ -203,10 +212,19 @@ def _read_own(run_dir: Path, name: str) -> bytes | None:
     return None if found is None else found[0]
 
 
-def _output_files(run_dir: Path) -> list[str]:
-    """The run's regular output files (links and other entries stay named in its manifest
-    only: bundles carry no links), its console log and its runtime record."""
-    files = {e.path for e in load_manifest(run_dir).files if e.kind == "file"}
+def _output_files(run_dir: Path, say: Say) -> list[str]:
+    """The run's regular output files (links, hard links included, and other entries stay
+    named in its manifest only: bundles carry no links), its console log and its runtime
+    record."""
+    entries = load_manifest(run_dir).files
+    linked = [e.path for e in entries if e.kind == "hardlink"]
+    if linked:
+        shown = ", ".join(linked[:5]) + (" ..." if len(linked) > 5 else "")
+        say(
+            f"note: {len(linked)} hard-linked outputs are named in the manifest, not bundled "
+            f"(bundles carry no links): {shown}"
+        )
+    files = {e.path for e in entries if e.kind == "file"}
     for extra in (keys.RUN_LOG, RUNTIME_RECORD):
         try:
             os.close(open_regular(run_dir, extra))

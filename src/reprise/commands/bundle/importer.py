@@ -86,6 +86,11 @@ def import_bundle(engine: Engine, path: Path, runs_dir: Path, say: Say) -> Impor
         _verify_image(engine, header, record)
         result = _register(engine, staging, runs_dir, header, record, loaded=not existed, say=say)
         loaded_new = None  # registered: keep the image
+        if record.get("volatile"):
+            say(
+                "warning: the bundle's run declares volatile outputs, recorded but never "
+                f"compared when it is reproduced or diffed: {', '.join(record['volatile'])}"
+            )
         return result
     finally:
         shutil.rmtree(staging, ignore_errors=True)
