@@ -568,7 +568,7 @@ def fig_fingerprint(reps: int, work: Path) -> list[Figure]:
 
 
 def _layers(root: Path) -> tuple[str, list[dict[str, object]], float]:
-    from reprise.commands.build import load_layers
+    from reprise.commands.layercache import load_layers
 
     start = time.perf_counter()
     out = subprocess.run(

@@ -11,7 +11,7 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 from reprise.cli import cli
-from reprise.commands.build import load_layers
+from reprise.commands.layercache import load_layers
 from reprise.core.layers import environment_verdict
 from reprise.edges.docker import Engine
 

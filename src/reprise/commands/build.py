@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from reprise import __version__
+from reprise.commands.layercache import heavy_keys, load_layers, save_layers
 from reprise.core import keys
 from reprise.core.errors import ProjectError, SettingsError
 from reprise.core.image import (
@@ -257,7 +258,7 @@ def build(
                 plan, inputs, str(existing["Id"]), False, inputs.base_ref, base_digest_ref
             )
         ensure_local(engine, base_digest_ref, say)
-        return _build(project, engine, inputs, plan, base_digest_ref, say)
+        return _build(project, engine, inputs, plan, base_digest_ref, say, reuse=not force)
 
 
 def _build_lock(tag: str) -> contextlib.AbstractContextManager[None]:
@@ -272,7 +273,12 @@ def _build(
     plan: ImagePlan,
     base_digest_ref: str,
     say: Say,
+    *,
+    reuse: bool = True,
 ) -> BuildResult:
+    """Build the build stage, then assemble the image; with ``reuse``, a heavy package's
+    layer packed before under the same key is taken from the engine (``--force`` and
+    ``--verify`` pack everything again, so that what they prove is proven)."""
     say(f"building {plan.tag}")
     settings = project.settings
     files = context_files(
@@ -304,31 +310,14 @@ def _build(
             runtime=lib,
             scripts=scripts,
             managed_python=inputs.python.managed,
+            heavy_keys=heavy_keys(inputs, plan, base_digest_ref) if reuse else {},
+            cache=cache_dir() / "layers" if reuse else None,
         ),
         say,
     )
     save_layers(image_id, [layer.to_record() for layer in layers])
     say(f"built {plan.tag} ({image_id[:19]})")
     return BuildResult(plan, inputs, image_id, True, inputs.base_ref, base_digest_ref)
-
-
-def _layers_file(image_id: str) -> Path:
-    return cache_dir() / "images" / f"{image_id.split(':')[-1]}.json"
-
-
-def save_layers(image_id: str, layers: list[dict[str, Any]]) -> None:
-    """What each layer of an image reprise assembled is (name, diff id, packages), kept by
-    image id for the runs that use it."""
-    with contextlib.suppress(OSError):
-        atomic_write(_layers_file(image_id), json.dumps(layers, sort_keys=True), durable=False)
-
-
-def load_layers(image_id: str) -> list[dict[str, Any]] | None:
-    try:
-        found = json.loads(_layers_file(image_id).read_text())
-    except (OSError, ValueError):
-        return None
-    return found if isinstance(found, list) else None
 
 
 @dataclass(frozen=True)

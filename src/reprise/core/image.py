@@ -273,6 +273,7 @@ def render_dockerfile(inputs: ImageInputs, template: str) -> str:
             "env": image_env(inputs.python),
             "project": inputs.project_name,
             "heavy_files": heavy_files,
+            "heavy_names": [p.name for p in heavy],
             "layers": layer_names(inputs),
             "sync_flags": inputs.sync.flags(),
             "scripts": any(name.startswith("bin/") for name in inputs.links),
@@ -354,6 +355,10 @@ def context_files(
         ContextFile(f"reprise/heavy/{name}", data=text.encode())
         for name, text in sorted(plan.heavy_requirements.items())
     ]
+    if plan.heavy_requirements:
+        from reprise.core.layers import COMPILE_SCRIPT
+
+        files.append(ContextFile("reprise/compile.py", data=COMPILE_SCRIPT.encode()))
     if ca_bundle is not None:
         files.append(ContextFile("reprise/ca-bundle.pem", source=ca_bundle))
     if wheelhouse is not None:

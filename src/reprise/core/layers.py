@@ -31,6 +31,7 @@ HEAVY_NAMES = re.compile(
     r"|flash-attn|cupy(-.*)?|tensorrt(-.*)?|onnxruntime(-gpu)?"
 )
 HEAVY_BYTES = 4 << 20  # a wheel this large gets a layer of its own
+LAYER_FORMAT = "1"  # bump when the packing of layers changes (cached layers are keyed by it)
 ENVIRONMENT = "environment"
 REPRISE = "reprise"
 PYTHON = "python"
@@ -118,6 +119,28 @@ def _incoming_markers(packages: list[Any]) -> dict[str, str | None]:
     return {
         n: None if m is None else " or ".join(f"({x})" for x in sorted(m)) for n, m in seen.items()
     }
+
+
+COMPILE_SCRIPT = '''"""reprise: compile to bytecode (checked by hash: SOURCE_DATE_EPOCH is set) the Python
+files of every package but the heavy ones named, which were compiled when installed."""
+import glob, os, py_compile, re, sys
+
+venv, heavy = sys.argv[1], set(sys.argv[2:])
+for record in sorted(glob.glob(os.path.join(venv, "lib/python*/site-packages/*.dist-info/RECORD"))):
+    dist = os.path.dirname(record)
+    stem = os.path.basename(dist)[: -len(".dist-info")]
+    if re.sub(r"[-_.]+", "-", stem.partition("-")[0]).lower() in heavy:
+        continue
+    with open(record, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            path = line.rstrip("\\n").rsplit(",", 2)[0].strip('"')
+            full = os.path.normpath(os.path.join(os.path.dirname(dist), path))
+            if path.endswith(".py") and full.startswith(venv + os.sep) and os.path.isfile(full):
+                try:
+                    py_compile.compile(full, doraise=True)
+                except (py_compile.PyCompileError, OSError, ValueError):
+                    pass  # as compileall: a file that does not compile is left as source
+'''
 
 
 def heavy_requirements(heavy: Sequence[HeavyPackage]) -> dict[str, str]:

@@ -9,15 +9,17 @@ docker-archive holding the config and reprise's layers only: the engine has the 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import posixpath
 import tarfile
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from reprise.core import keys
 from reprise.core.errors import EngineError
@@ -32,10 +34,12 @@ from reprise.core.layers import (
     image_id,
     layer_of,
     owners,
+    package_of,
     passwd_lines,
     tar_header,
 )
 from reprise.core.progress import Say
+from reprise.core.workspace import normalize
 from reprise.edges.container_config import ContainerSpec
 from reprise.edges.docker import Engine
 from reprise.edges.untar import unpack
@@ -108,10 +112,18 @@ class Assembly:
     runtime: Mapping[str, bytes]  # path in the image -> bytes (runtime, project links)
     scripts: Mapping[str, bytes] = field(default_factory=dict)  # venv bin/ -> bytes
     managed_python: bool = False
+    # A heavy package's layer depends only on these (base, Python, uv, its pinned line): a
+    # layer packed before under the same key is reused, not copied and packed again.
+    heavy_keys: Mapping[str, str] = field(default_factory=dict)
+    cache: Path | None = None
 
 
 def _copy_out(
-    engine: Engine, image: str, folders: Sequence[str], files: Sequence[str], dest: Path
+    engine: Engine,
+    image: str,
+    folders: Mapping[str, Callable[[str, tarfile.TarInfo], bool]],
+    files: Sequence[str],
+    dest: Path,
 ) -> None:
     """Copy ``folders`` and (small) ``files`` out of ``image`` into ``dest`` (same paths)."""
     container = engine.create(
@@ -126,9 +138,9 @@ def _copy_out(
         )
     )
     try:
-        for path in folders:
+        for path, keep in folders.items():
             stream = engine.get_archive(container, path)
-            unpack(stream, dest / path.lstrip("/"), strip=posixpath.basename(path))
+            unpack(stream, dest / path.lstrip("/"), strip=posixpath.basename(path), keep=keep)
         for path in files:
             target = dest / path.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -171,27 +183,41 @@ def _walk(root: Path) -> Iterator[tuple[str, Path]]:
             yield (name if rel == "." else f"{rel}/{name}"), here / name
 
 
-def pack_layers(scratch: Path, plan: Assembly, out: Path, say: Say) -> list[Layer]:
-    """The layers, written into ``out`` as ``<n>.tar`` in image order."""
+def _packages(writer: _LayerWriter, root: Path) -> None:
+    """The packages a tree holds (name -> "version sha256-of-RECORD[:16]"), into its layer."""
+    for dist_info, text in _records(root).items():
+        package, version = dist_name(dist_info)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        writer.packages[normalize(package)] = f"{version} {digest}"
+
+
+def pack_layers(
+    scratch: Path,
+    plan: Assembly,
+    out: Path,
+    reuse: Mapping[str, Layer],
+    owner: Mapping[str, str],
+    say: Say,
+) -> list[Layer]:
+    """The layers in image order; those in ``reuse`` (by name) are taken as they are (the
+    engine has them, and their files were not copied out), the others written into ``out``
+    as ``<n>.tar``. ``owner`` maps a venv file to its package (by the RECORDs)."""
     venv_rel = keys.CONTAINER_VENV.lstrip("/")
-    venv = scratch / venv_rel
-    records = _records(venv)
-    site = next(iter(sorted({posixpath.dirname(r) for r in records})), "lib/python3/site-packages")
-    owner = owners(records, site)
     names = (
         ([PYTHON] if plan.managed_python else []) + list(plan.heavy_order) + [ENVIRONMENT, REPRISE]
     )
-    writers = {n: _LayerWriter(n, out / f"{i}.tar") for i, n in enumerate(names)}
-    for dist_info, text in records.items():
+    writers = {n: _LayerWriter(n, out / f"{i}.tar") for i, n in enumerate(names) if n not in reuse}
+    for dist_info, text in _records(scratch / venv_rel).items():
         package, version = dist_name(dist_info)
         where = layer_of(f"{dist_info}/RECORD", owner, plan.heavy)
-        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-        writers[where].packages[owner.get(f"{dist_info}/RECORD", package)] = f"{version} {digest}"
+        if where in writers:
+            digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+            writers[where].packages[normalize(package)] = f"{version} {digest}"
     if plan.managed_python:
-        _add_tree(writers[PYTHON], scratch, "opt/python", lambda _: PYTHON, writers)
+        _add_tree(writers[PYTHON], scratch / "opt/python", "opt/python", lambda _: PYTHON, writers)
     _add_tree(
         writers[ENVIRONMENT],
-        scratch,
+        scratch / venv_rel,
         venv_rel,
         lambda rel: layer_of(rel, owner, plan.heavy),
         writers,
@@ -215,29 +241,38 @@ def pack_layers(scratch: Path, plan: Assembly, out: Path, say: Say) -> list[Laye
         keys.CONTAINER_DATA,
     ):
         reprise.folder(folder.lstrip("/"))
-    layers = [writers[n].close() for n in names]
+    layers = [reuse[n] if n in reuse else writers[n].close() for n in names]
     for layer in layers:
-        say(f"layer {layer.name}: {layer.size / (1 << 20):.1f} MiB ({layer.diff_id[:19]})")
+        how = "reused" if layer.name in reuse else f"{layer.diff_id[:19]}"
+        say(f"layer {layer.name}: {layer.size / (1 << 20):.1f} MiB ({how})")
     return layers
 
 
 def _add_tree(
-    default: _LayerWriter, scratch: Path, top: str, layer: Any, writers: Mapping[str, _LayerWriter]
+    default: _LayerWriter,
+    root: Path,
+    top: str,
+    layer: Callable[[str], str],
+    writers: Mapping[str, _LayerWriter],
 ) -> None:
+    """Everything under ``root`` as ``top/...``: each file into ``layer(its path)``'s
+    writer (when it is written at all), every folder into ``default``."""
     default.folder(top)
-    for rel, path in _walk(scratch / top):
+    for rel, path in _walk(root):
         name = f"{top}/{rel}"
-        writer = writers[layer(rel)]
-        if path.is_symlink():
+        writer = writers.get(layer(rel))
+        if path.is_dir() and not path.is_symlink():
+            default.folder(name)
+        elif writer is None:
+            continue  # a reused layer's file (not copied out, normally)
+        elif path.is_symlink():
             writer.link(name, str(path.readlink()))
-        elif path.is_dir():
-            default.folder(name)  # every folder in the default layer, some also where files go
         elif path.is_file():
             writer.file(name, path, 0o755 if os.access(path, os.X_OK) else 0o644)
 
 
 def _archive(
-    layers_dir: Path, layers: Sequence[Layer], config: bytes, manifest: bytes
+    layers_dir: Path, layers: Sequence[Layer], config: bytes, manifest: bytes, skip: set[str]
 ) -> Iterator[bytes]:
     def member(name: str, size: int) -> bytes:
         return tar_header(name, size=size)
@@ -245,6 +280,8 @@ def _archive(
     config_name = image_id(config).split(":")[1] + ".json"
     yield member(config_name, len(config)) + config + b"\0" * (-len(config) % _BLOCK)
     for index, layer in enumerate(layers):
+        if layer.name in skip:
+            continue  # the engine has it (a reused layer): named in the manifest only
         path = layers_dir / f"{index}.tar"
         yield member(f"{index}.tar", layer.size)
         with path.open("rb") as fh:
@@ -255,21 +292,102 @@ def _archive(
     yield b"\0" * (2 * _BLOCK)
 
 
+def _heavy_owners(engine: Engine, image: str, plan: Assembly, dest: Path) -> dict[str, str]:
+    """Which venv file belongs to which heavy package, from the heavy packages' RECORDs
+    alone (copied out first, so that a reused package's files need not be)."""
+    if not plan.heavy:
+        return {}
+    listing = engine.run_capture(
+        image, ["sh", "-c", f"ls -d {keys.CONTAINER_VENV}/lib/python*/site-packages/*.dist-info"]
+    )
+    venv = keys.CONTAINER_VENV
+    wanted = [
+        line.strip()
+        for line in listing.splitlines()
+        if line.strip().startswith(venv + "/")
+        and normalize(dist_name(line.strip())[0]) in plan.heavy
+    ]
+    _copy_out(engine, image, {path: lambda _r, _i: True for path in wanted}, [], dest)
+    records = {
+        posixpath.relpath(path, venv): (dest / path.lstrip("/") / "RECORD").read_text(
+            encoding="utf-8", errors="replace"
+        )
+        for path in wanted
+        if (dest / path.lstrip("/") / "RECORD").is_file()
+    }
+    site = next(iter(sorted({posixpath.dirname(r) for r in records})), "")
+    return owners(records, site) if site else {}
+
+
+def _cached(plan: Assembly, name: str) -> Layer | None:
+    key = plan.heavy_keys.get(name)
+    if plan.cache is None or key is None:
+        return None
+    try:
+        found = json.loads((plan.cache / f"{key}.json").read_text())
+        return Layer(found["name"], found["diff_id"], int(found["size"]), found["packages"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _remember(plan: Assembly, layer: Layer) -> None:
+    key = plan.heavy_keys.get(layer.name.removeprefix("package "))
+    if plan.cache is None or key is None:
+        return
+    with contextlib.suppress(OSError):
+        plan.cache.mkdir(parents=True, exist_ok=True)
+        tmp = plan.cache / f".{key}.tmp"
+        tmp.write_text(json.dumps(layer.to_record(), sort_keys=True))
+        tmp.replace(plan.cache / f"{key}.json")
+
+
 def assemble(
     engine: Engine, build_image: str, base: str, plan: Assembly, say: Say
 ) -> tuple[str, list[Layer]]:
-    """Pack the build stage's environment into layers, load the image as ``plan.tag``;
-    returns its id (the hash of its config) and its layers."""
+    """Pack the build stage's environment into layers and load the image as ``plan.tag``;
+    returns its id (the hash of its config) and its layers. A heavy package's layer packed
+    before under the same key is reused; should the engine have lost it, everything is
+    packed again."""
+    reuse: dict[str, Layer] = {}
+    for name in plan.heavy_order:
+        found = _cached(plan, name.removeprefix("package "))
+        if found is not None and found.name == name:
+            reuse[name] = found
+    try:
+        return _assemble(engine, build_image, base, plan, reuse, say)
+    except EngineError:
+        if not reuse:
+            raise
+        say("the engine lacks a reused layer: packing every layer again")
+        return _assemble(engine, build_image, base, plan, {}, say)
+
+
+def _assemble(
+    engine: Engine,
+    build_image: str,
+    base: str,
+    plan: Assembly,
+    reuse: Mapping[str, Layer],
+    say: Say,
+) -> tuple[str, list[Layer]]:
     base_attrs = engine.image_attrs(base)
     if base_attrs is None:
         raise EngineError(f"the base image {base} is not in the engine")
-    folders = [keys.CONTAINER_VENV] + (["/opt/python"] if plan.managed_python else [])
     with tempfile.TemporaryDirectory(prefix="reprise-layers-") as tmp:
         scratch, out = Path(tmp) / "fs", Path(tmp) / "layers"
         out.mkdir()
         say("packing the environment into layers")
+        owner = _heavy_owners(engine, build_image, plan, scratch / "records")
+        skip = {n.removeprefix("package ") for n in reuse}
+
+        def keep(rel: str, _: tarfile.TarInfo) -> bool:
+            return package_of(rel, owner) not in skip
+
+        folders: dict[str, Callable[[str, tarfile.TarInfo], bool]] = {keys.CONTAINER_VENV: keep}
+        if plan.managed_python:
+            folders["/opt/python"] = lambda _r, _i: True
         _copy_out(engine, build_image, folders, ["/etc/passwd", "/etc/group"], scratch)
-        layers = pack_layers(scratch, plan, out, say)
+        layers = pack_layers(scratch, plan, out, reuse, owner, say)
         base_ids = list((base_attrs.get("RootFS") or {}).get("Layers") or [])
         config = image_config(
             base_attrs,
@@ -284,9 +402,12 @@ def assemble(
             f"{i}.tar" for i in range(len(layers))
         ]
         manifest = archive_manifest(image_id(config).split(":")[1] + ".json", plan.tag, files)
-        engine.load(_archive(out, layers, config, manifest))
+        engine.load(_archive(out, layers, config, manifest, set(reuse)))
     wanted = image_id(config)
     attrs = engine.image_attrs(plan.tag)
     if attrs is None or attrs.get("Id") != wanted:
         raise EngineError(f"the engine loaded {plan.tag}, but not as {wanted}")
+    for layer in layers:
+        if layer.name.startswith("package ") and layer.name not in reuse:
+            _remember(plan, layer)
     return wanted, layers

@@ -178,8 +178,8 @@ def test_heavy_packages_are_installed_first_in_their_own_step_and_named_as_layer
     heavy_step = plan.dockerfile.index("COPY reprise/heavy/ /tmp/reprise-heavy/")
     assert heavy_step < plan.dockerfile.index("COPY project/ ./")  # lock changes keep it cached
     assert (
-        " && uv pip install --python /opt/venv/bin/python --no-deps --no-index --find-links "
-        "/opt/wheels -r /tmp/reprise-heavy/0.txt" in plan.dockerfile
+        " && uv pip install --python /opt/venv/bin/python --no-deps --compile-bytecode --no-index "
+        "--find-links /opt/wheels -r /tmp/reprise-heavy/0.txt" in plan.dockerfile
     )
     assert plan.layers == (
         "package big-thing",
