@@ -97,6 +97,24 @@ EXTRA_SCRIPTS = {
         "outputs_dir().mkdir(parents=True, exist_ok=True)\n"
         "torch.save(model.state_dict(), outputs_dir() / 'weights.pt')\n"
     ),
+    # The same drift, with a checkpoint every 10 steps that a resumed run starts from.
+    "drift37ckpt.py": (
+        "import os, torch\n"
+        "from reprise_runtime import outputs_dir, watch\n"
+        "from reprise_runtime.checkpoint import Checkpoints\n"
+        "model = torch.nn.Linear(4, 2); opt = torch.optim.SGD(model.parameters(), lr=0.01); watch(model)\n"
+        "x = torch.randn(64, 4); y = torch.randn(64, 2)\n"
+        "ckpt = Checkpoints(every=10)\n"
+        "start = ckpt.resume(model=model, optimizer=opt)\n"
+        "for step in range(start.step + 1, 61):\n"
+        "    opt.zero_grad(); loss = ((model(x) - y) ** 2).mean(); loss.backward()\n"
+        "    if step >= 37:\n"
+        "        model.weight.grad += (1 + int.from_bytes(os.urandom(2), 'big')) * 1e-9\n"
+        "    opt.step()\n"
+        "    ckpt.step(step, model=model, optimizer=opt)\n"
+        "outputs_dir().mkdir(parents=True, exist_ok=True)\n"
+        "torch.save(model.state_dict(), outputs_dir() / 'weights.pt')\n"
+    ),
     # An operation without a deterministic implementation, on CPU too.
     "putop.py": (
         "import torch\n"

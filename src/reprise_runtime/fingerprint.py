@@ -11,6 +11,10 @@ between hooks, for the runtime record.
 ``REPRISE_FINGERPRINT_EVERY``: K (a positive integer; reprise passes the run's setting, and a
 reproduction the recorded one, so both write the same steps) or ``off``. Step 1 is always
 fingerprinted. Only the process of rank 0 (``RANK``) writes.
+
+``REPRISE_STOP_AFTER_STEP``: N, set by `reprise reproduce --bisect` for its partial reruns: the
+process ends (SystemExit 0, so the runtime record is still written) right after fingerprinting
+optimizer step N.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import hashlib
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,9 +36,10 @@ _WEIGHT_MOD = 65521
 class Fingerprints:
     """The optimizer hook: counts steps, times them, hashes the parameters every K steps."""
 
-    def __init__(self, path: Path, every: int) -> None:
+    def __init__(self, path: Path, every: int, stop_after: int | None = None) -> None:
         self.path = path
         self.every = every
+        self.stop_after = stop_after
         self.step = 0
         self.count = 0
         self.last: float | None = None
@@ -51,6 +57,11 @@ class Fingerprints:
             self.write(optimizer)
             self.hash_times.append(time.perf_counter() - started)
         self.last = time.perf_counter()
+        if self.stop_after is not None and self.step >= self.stop_after:
+            if self.step % self.every != 0 and self.step != 1:
+                self.write(optimizer)  # the step asked for is always fingerprinted
+            print(f"reprise runtime: stopped after step {self.step} (bisect)", file=sys.stderr)
+            raise SystemExit(0)
 
     def params(self, optimizer: Any) -> list[tuple[str, Any]]:
         """Each parameter the optimizer updates, by its name in a watched model (see
@@ -146,7 +157,8 @@ def install(torch: Any, environ: os._Environ[str] | dict[str, str]) -> Fingerpri
     path = Path(run_dir) / "logs" / "fingerprints.jsonl"
     from torch.optim.optimizer import register_optimizer_step_post_hook
 
-    hook = Fingerprints(path, every)
+    stop = environ.get("REPRISE_STOP_AFTER_STEP", "").strip()
+    hook = Fingerprints(path, every, int(stop) if stop.isdigit() and int(stop) > 0 else None)
     register_optimizer_step_post_hook(hook)
     _active = hook
     return hook

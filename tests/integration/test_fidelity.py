@@ -91,6 +91,46 @@ def test_a_divergence_injected_at_step_37_is_named_step_37(
     assert report["step"] == 37 and report["last_identical_step"] == 36
 
 
+def test_bisect_narrows_a_divergence_between_sparse_fingerprints_to_step_37(
+    example: Path, image: builder.BuildResult
+) -> None:
+    done = reprise(
+        example, "run", "--json", "--", "python", "drift37ckpt.py",
+        env={"REPRISE_FINGERPRINT_EVERY": "25"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    record = _record(done)
+    assert record["fingerprint_every"] == 25
+    again = reprise(example, "reproduce", record["run_id"], "--bisect", "--json")
+    assert again.returncode == 5, again.stderr
+    verdict = json.loads(again.stdout)
+    assert verdict["details"][0].startswith(
+        "parameters first differ at step 50 (identical at step 25)"
+    ), verdict["details"]
+    found = verdict["bisect"]
+    assert found["finding"] == "nondeterministic", found
+    assert (found["step"], found["last_identical_step"], found["params"]) == (37, 36, ["weight"])
+    assert found["checkpoint"] == "checkpoints/step_20.pt" and found["from_step"] == 20
+    assert verdict["details"][1] == (
+        "bisect: two reruns from step 20 to step 50 on this machine: parameters first differ at "
+        "step 37 (identical at step 36); differing: weight (the run is not deterministic here)"
+    )
+    assert "stopped after step 50 (bisect)" in again.stderr
+    for n, pass_id in enumerate(found["runs"], start=1):
+        pass_dir = _run_dir(example, {"run_id": pass_id})
+        kept = read_record(pass_dir)
+        assert kept["status"] == "succeeded"
+        assert kept["bisect"] == {
+            "of": record["run_id"],
+            "reproduction": verdict["rerun_id"],
+            "stop_after_step": 50,
+            "pass": n,
+        }
+        assert kept["resumes"]["checkpoint"] == "checkpoints/step_20.pt"
+        lines = (pass_dir / "logs" / "fingerprints.jsonl").read_text().splitlines()
+        assert [json.loads(line)["step"] for line in lines] == list(range(21, 51))
+
+
 def test_strict_refuses_an_op_without_a_deterministic_implementation_warn_records_it(
     example: Path, image: builder.BuildResult
 ) -> None:

@@ -57,6 +57,12 @@ def _data_flags(values: tuple[str, ...]) -> dict[str, Path]:
     help="Where a dataset the run read is on this machine (default: the project's settings).",
 )
 @click.option(
+    "--bisect",
+    is_flag=True,
+    help="When step fingerprints diverge, rerun twice up to that step (every step "
+    "fingerprinted, from the nearest earlier checkpoint) to name the step and parameters.",
+)
+@click.option(
     "--junit",
     "junit_path",
     type=click.Path(dir_okay=False),
@@ -78,6 +84,7 @@ def reproduce(
     allow_data_change: bool,
     allow_prepare: bool,
     data_flags: tuple[str, ...],
+    bisect: bool,
     junit_path: str | None,
     as_json: bool,
     runs_dir: str | None,
@@ -96,6 +103,7 @@ def reproduce(
       reprise reproduce runs/spiral/20261123-141200-5f3a9c1e --registry 127.0.0.1:5000/team
       reprise reproduce RUN_A RUN_B --junit reprise-junit.xml   # in CI
       reprise reproduce 20261123-1412 --host ssh://me@other-gpu-box
+      reprise reproduce 20261123-1412 --bisect   # the step and parameters that diverged first
     """
     from reprise.commands.reproduce import ReproduceOptions, reproduce_refs
     from reprise.core.junit import verdicts_to_junit
@@ -113,6 +121,7 @@ def reproduce(
         allow_data_change=allow_data_change,
         allow_prepare=allow_prepare,
         card_template=settings.card_template if settings else None,
+        bisect=bisect,
         settings=settings,
     )
     verdicts = reproduce_refs(
@@ -224,6 +233,8 @@ def _report_verdict(verdict: Any) -> None:
         click.echo("verdict  diverged")
         for line in verdict.details:
             click.echo(f"  - {line}")
+        if verdict.bisect:
+            click.echo(f"bisect   passes {', '.join(verdict.bisect['runs'])}")
     else:
         click.echo(f"verdict  error: {verdict.error}")
 

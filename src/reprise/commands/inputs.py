@@ -21,7 +21,7 @@ from reprise.core.config import (
     parse_override,
 )
 from reprise.core.envvars import RunEnv
-from reprise.core.errors import ConfigError
+from reprise.core.errors import ConfigError, UsageError
 from reprise.core.resources import Resources
 from reprise.core.settings import Settings
 from reprise.core.workspace import LockedPackage, parse_lock
@@ -68,6 +68,7 @@ class RunInputs:
     fingerprint_every: int | None = None  # step fingerprints every K optimizer steps; None: off
     resumes: Mapping[str, Any] | None = None  # the interrupted run this one continues
     resume_dir: Path | None = None  # its run directory, whose job folders this run starts with
+    bisect: Mapping[str, Any] | None = None  # a bisect pass: the run it narrows, where it stops
 
 
 def check_seed(value: object, source: str) -> int:
@@ -228,6 +229,8 @@ def run_environment(inputs: RunInputs, run_id: str) -> dict[str, str]:
     env[keys.ENV_FINGERPRINT_EVERY] = str(inputs.fingerprint_every or "off")
     if inputs.resumes is not None:
         env[keys.ENV_RESUME] = "1"
+    if inputs.bisect is not None:
+        env[keys.ENV_STOP_AFTER_STEP] = str(inputs.bisect["stop_after_step"])
     if inputs.delivery != "file":  # no reprise config: Hydra composes its own, or there is none
         del env[keys.ENV_CONFIG]
     return dict(sorted(env.items()))
@@ -273,6 +276,7 @@ def initial_record(inputs: RunInputs, image: RunImage, run_id: str) -> dict[str,
         "determinism": inputs.determinism,
         "fingerprint_every": inputs.fingerprint_every,
         "resumes": dict(inputs.resumes) if inputs.resumes is not None else None,
+        "bisect": dict(inputs.bisect) if inputs.bisect is not None else None,
         "data": {name: d.to_record() for name, d in sorted(inputs.data.items())},
         "threads": inputs.threads,
         "gpus": inputs.gpus,
@@ -288,3 +292,18 @@ def initial_record(inputs: RunInputs, image: RunImage, run_id: str) -> dict[str,
         "runtime": None,
         "manifest": None,
     }
+
+
+def recorded_env(record: dict[str, Any], host: Mapping[str, str]) -> RunEnv:
+    """The run's own variables again; secret ones (never recorded) from this environment."""
+    environment = record.get("environment") or {}
+    values = dict(environment.get("user") or {})
+    secret = list(environment.get("secrets") or [])
+    missing = [n for n in secret if n not in host]
+    if missing:
+        raise UsageError(
+            f"the run was given secret {', '.join(missing)}, whose value is never recorded",
+            hint="set it in this environment to reproduce the run",
+        )
+    values.update({n: host[n] for n in secret})
+    return RunEnv(values=values, secret_names=frozenset(secret))

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from reprise.commands.build import RunImage
 from reprise.commands.finish import render_card_safely
-from reprise.commands.inputs import RunInputs, code_dir
+from reprise.commands.inputs import RunInputs, code_dir, recorded_env
 from reprise.commands.rerun_image import locate_image, rebuild_image, record_file, recorded_image
 from reprise.commands.run import execute
 from reprise.commands.verdict import (
@@ -29,7 +29,6 @@ from reprise.commands.verdict import (
 )
 from reprise.core import keys
 from reprise.core.divergence import TargetDifference, target_differences
-from reprise.core.envvars import RunEnv
 from reprise.core.errors import (
     EXIT_BAD_INPUT,
     EXIT_DIVERGED,
@@ -64,6 +63,7 @@ class ReproduceOptions:
     allow_data_change: bool = False
     allow_prepare: bool = False  # run a prepare step (network, the record's code and image)
     card_template: Path | None = None
+    bisect: bool = False  # narrow a fingerprinted divergence with partial reruns
     # The user's own project settings: --rebuild takes its wheelhouse and CA bundle from
     # here, never from the recorded project (whose paths would be host paths).
     settings: Settings | None = None
@@ -135,21 +135,6 @@ def rerun_inputs(record: dict[str, Any], run_dir: Path, code: CodeState) -> RunI
         determinism=str(record.get("determinism") or "strict"),
         fingerprint_every=record.get("fingerprint_every"),
     )
-
-
-def recorded_env(record: dict[str, Any], host: Mapping[str, str]) -> RunEnv:
-    """The run's own variables again; secret ones (never recorded) from this environment."""
-    environment = record.get("environment") or {}
-    values = dict(environment.get("user") or {})
-    secret = list(environment.get("secrets") or [])
-    missing = [n for n in secret if n not in host]
-    if missing:
-        raise UsageError(
-            f"the run was given secret {', '.join(missing)}, whose value is never recorded",
-            hint="set it in this environment to reproduce the run",
-        )
-    values.update({n: host[n] for n in secret})
-    return RunEnv(values=values, secret_names=frozenset(secret))
 
 
 # --- the whole thing -----------------------------------------------------------------------
@@ -269,6 +254,10 @@ def reproduce(
     inputs = dataclasses.replace(inputs, data=data, card_template=options.card_template)
     rerun_dir = execute(backend, inputs, image, say=say, console=console)
     _judge(backend, verdict, record, run_dir, rerun_dir, image.id)
+    if options.bisect:
+        from reprise.commands.bisect import narrow
+
+        narrow(backend, verdict, run_dir, record, inputs, image, say=say, console=console)
     _record_verdict(run_dir, rerun_dir, verdict, current_host)
     for path in (run_dir, rerun_dir):
         render_card_safely(path, options.card_template, say)

@@ -26,6 +26,7 @@ from reprise.commands.reproduce import (
 )
 from reprise.commands.rerun_image import locate_image, recorded_image
 from reprise.commands.run import execute
+from reprise.core import keys
 from reprise.core.errors import UsageError
 from reprise.core.progress import Say
 from reprise.edges.hashing import hash_fd
@@ -34,7 +35,7 @@ from reprise.edges.runstore import read_record
 from reprise.execution.backend import Backend
 
 RESUMABLE = ("failed", "interrupted", "lost")
-LAST = "checkpoints/last.pt"
+LAST = keys.RUN_LAST_CHECKPOINT
 
 
 def _checkpoint_hash(run_dir: Path) -> str | None:

@@ -165,18 +165,29 @@ def _make_run_dir(
 
 def carry_over(previous: Path, run_dir: Path, record: dict[str, Any], uid: int) -> None:
     """A resumed run starts with what the interrupted one left in its job folders (regular
-    files only: its links and FIFOs stay behind, named), never its console log or runtime."""
-    from reprise.edges.trees import copy_job_tree
+    files only: its links and FIFOs stay behind, named), never its console log or runtime.
+    Resumed from an earlier checkpoint than ``last.pt`` (a bisect pass), that checkpoint is
+    its ``last.pt``, and it starts without the earlier run's step fingerprints."""
+    from reprise.edges.trees import copy_job_file, copy_job_tree
 
     owner = uid if os.getuid() == 0 else None
+    checkpoint = str((record.get("resumes") or {}).get("checkpoint") or keys.RUN_LAST_CHECKPOINT)
+    skip = {keys.RUN_LOG}
+    if checkpoint != keys.RUN_LAST_CHECKPOINT:
+        skip |= {keys.RUN_LAST_CHECKPOINT, keys.RUN_FINGERPRINTS}
     left: list[str] = []
     for sub in keys.RUN_JOB_DIRS:
         if sub == keys.RUN_RUNTIME_DIR:
             continue
-        skip = (keys.RUN_LOG.split("/", 1)[1],) if sub == keys.RUN_LOG.split("/", 1)[0] else ()
+        mine = tuple(p.split("/", 1)[1] for p in sorted(skip) if p.startswith(f"{sub}/"))
         left += [
-            f"{sub}/{p}" for p in copy_job_tree(previous / sub, run_dir / sub, uid=owner, skip=skip)
+            f"{sub}/{p}" for p in copy_job_tree(previous / sub, run_dir / sub, uid=owner, skip=mine)
         ]
+    if checkpoint != keys.RUN_LAST_CHECKPOINT:
+        folder, _, name = checkpoint.rpartition("/")
+        last_folder, _, last_name = keys.RUN_LAST_CHECKPOINT.rpartition("/")
+        if not copy_job_file(previous / folder, name, run_dir / last_folder, last_name, uid=owner):
+            left.append(f"{checkpoint} (not a regular single-link file)")
     if left:
         shown = ", ".join(left[:5]) + (" ..." if len(left) > 5 else "")
         record.setdefault("warnings", []).append(

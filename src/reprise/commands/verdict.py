@@ -26,7 +26,7 @@ from reprise.core.divergence import (
 )
 from reprise.core.errors import RecordError, RepriseError, UsageError
 from reprise.core.manifest import MAX_BYTES, Manifest, ManifestDiff
-from reprise.edges.runfiles import open_regular, read_regular
+from reprise.edges.runfiles import open_regular, read_regular, read_text_or_none
 from reprise.execution.backend import Backend
 
 JSONL_LIMIT = 64 << 20  # per file: larger metrics files are compared by hash alone
@@ -50,6 +50,7 @@ class Verdict:
     hint: str | None = None
     duration_s: float | None = None
     data_changed: list[str] = field(default_factory=list)
+    bisect: dict[str, Any] | None = None  # what --bisect's partial reruns found
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +73,7 @@ class Verdict:
             "error": self.error,
             "hint": self.hint,
             "duration_s": self.duration_s,
+            "bisect": self.bisect,
         }
 
 
@@ -115,13 +117,7 @@ def _regular(root: Path, rel: str) -> bool:
 
 
 def _text(root: Path, rel: str) -> str | None:
-    try:
-        found = read_regular(root, rel, JSONL_LIMIT)
-    except OSError:
-        return None
-    if found is None or found[1]:
-        return None
-    return found[0].decode("utf-8", "replace")
+    return read_text_or_none(root, rel, JSONL_LIMIT)
 
 
 def _text_pair(a_dir: Path, b_dir: Path, path: str) -> tuple[str, str] | None:

@@ -8,7 +8,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-PATH = "logs/fingerprints.jsonl"
+from reprise.core import keys
+
+PATH = keys.RUN_FINGERPRINTS
 MAX_RECORDS = 1_000_000
 MAX_NAMES = 20
 
@@ -80,3 +82,69 @@ def describe(report: Mapping[str, Any]) -> str:
         more = report.get("params_count", 0) - len(report["params"])
         text += f"; differing{where}: {shown}" + (f" and {more} more" if more > 0 else "")
     return text
+
+
+def steps(text: str) -> list[int]:
+    """The steps a fingerprints file records, in order."""
+    return sorted({r["step"] for r in parse(text)})
+
+
+def bisect_finding(
+    original: str, first: str, second: str, *, stop: int, every: int | None
+) -> dict[str, Any]:
+    """What two partial reruns (``first`` and ``second``, fingerprinted every step up to
+    ``stop``) say about a divergence that the original and its reproduction show at ``stop``:
+    ``nondeterministic`` (the reruns differ from each other: the step and parameters where),
+    ``between-machines`` (they agree step by step but not with the original at ``stop``), or
+    ``not-recurring`` (they agree with the original there); ``incomplete`` when a rerun did
+    not fingerprint ``stop``."""
+    ran = steps(first)
+    finding: dict[str, Any] = {
+        "from_step": (ran[0] - 1) if ran else None,
+        "stop_after_step": stop,
+        "steps_compared": len(set(ran) & set(steps(second))),
+    }
+    if stop not in ran or stop not in steps(second):
+        return {**finding, "finding": "incomplete"}
+    between = first_divergence(first, second)
+    if between is not None:
+        return {**finding, "finding": "nondeterministic", **between}
+    at_stop = {r["step"]: r["params"] for r in parse(original)}.get(stop)
+    mine = {r["step"]: r["params"] for r in parse(first)}[stop]
+    if at_stop == mine:
+        return {**finding, "finding": "not-recurring"}
+    return {**finding, "finding": "between-machines", "every": every}
+
+
+def describe_bisect(finding: Mapping[str, Any]) -> str:
+    start = finding.get("from_step")
+    span = (
+        f"from step {start} to step {finding['stop_after_step']}"
+        if start
+        else f"from the start to step {finding['stop_after_step']}"
+    )
+    kind = finding["finding"]
+    if kind == "nondeterministic":
+        return f"bisect: two reruns {span} on this machine: {describe(finding)} (the run is not deterministic here)"
+    if kind == "not-recurring":
+        return (
+            f"bisect: two reruns {span} agree with each other and with the original at step "
+            f"{finding['stop_after_step']}: the divergence did not recur"
+        )
+    if kind == "between-machines":
+        every = finding.get("every")
+        return (
+            f"bisect: two reruns {span} agree with each other at every step, but not with the "
+            f"original at step {finding['stop_after_step']}: the difference is between the "
+            "machines, not within this one"
+            + (
+                f" (the original fingerprinted every {every} steps; rerun it with "
+                "fingerprint-every = 1 where it ran to name the step)"
+                if every and every > 1
+                else ""
+            )
+        )
+    return (
+        f"bisect: the reruns {span} did not reach step {finding['stop_after_step']} "
+        "(nothing narrowed)"
+    )

@@ -48,6 +48,7 @@ ENV_RUNTIME_RECORD = "REPRISE_RUNTIME_RECORD"
 ENV_DETERMINISM = "REPRISE_DETERMINISM"
 ENV_FINGERPRINT_EVERY = "REPRISE_FINGERPRINT_EVERY"
 ENV_RESUME = "REPRISE_RESUME"
+ENV_STOP_AFTER_STEP = "REPRISE_STOP_AFTER_STEP"  # a bisect pass ends after this optimizer step
 THREAD_ENV_VARS = (
     "MKL_NUM_THREADS",
     "OMP_NUM_THREADS",
@@ -64,6 +65,8 @@ RUN_PATCH = "code.patch"
 RUN_MANIFEST = "manifest.json"
 RUN_FAILED = "FAILED"
 RUN_LOG = "logs/run.log"
+RUN_FINGERPRINTS = "logs/fingerprints.jsonl"  # written by the runtime
+RUN_LAST_CHECKPOINT = "checkpoints/last.pt"  # what a resumed run loads
 RUN_METRICS = "logs/metrics.jsonl"
 RUN_RUNTIME_DIR = "runtime"
 RUN_CARD = "model_card.md"

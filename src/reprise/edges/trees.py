@@ -192,8 +192,31 @@ def copy_job_tree(
     return left
 
 
+def copy_job_file(src: Path, name: str, dst: Path, as_name: str, *, uid: int | None) -> bool:
+    """Copy the regular, single-link file ``src/name`` (a job's, hostile) to ``dst/as_name``
+    (which must not exist), owned by ``uid``; False when it is anything else."""
+    left: list[str] = []
+    s_fd = os.open(src, _DIR_FLAGS)
+    try:
+        d_fd = os.open(dst, _DIR_FLAGS)
+        try:
+            _copy_file(s_fd, d_fd, name, name, uid, left, as_name=as_name)
+        finally:
+            os.close(d_fd)
+    finally:
+        os.close(s_fd)
+    return not left
+
+
 def _copy_file(
-    s_fd: int, d_fd: int, name: str, path: str, uid: int | None, left: list[str]
+    s_fd: int,
+    d_fd: int,
+    name: str,
+    path: str,
+    uid: int | None,
+    left: list[str],
+    *,
+    as_name: str | None = None,
 ) -> None:
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=s_fd)
@@ -206,7 +229,7 @@ def _copy_file(
             left.append(f"{path} (not a regular single-link file)")
             return
         out = os.open(
-            name,
+            as_name or name,
             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
             st.st_mode & 0o755,
             dir_fd=d_fd,

@@ -48,3 +48,43 @@ def test_a_divergence_at_the_first_step_says_so_and_names_later_detail() -> None
         text
         == "parameters first differ at step 1 (the first step fingerprinted); differing at step 10: w"
     )
+
+
+def test_bisect_names_the_step_where_two_partial_reruns_part() -> None:
+    from reprise.core.fingerprints import bisect_finding, describe_bisect
+
+    original = _lines({1: "a", 25: "b", 50: "c"})
+    first = _lines({21: "p", 36: "q", 37: "r", 50: "s"}, {37: {"weight": "1", "bias": "2"}})
+    second = _lines({21: "p", 36: "q", 37: "R", 50: "S"}, {37: {"weight": "9", "bias": "2"}})
+    finding = bisect_finding(original, first, second, stop=50, every=25)
+    assert finding["finding"] == "nondeterministic"
+    assert (finding["step"], finding["last_identical_step"], finding["params"]) == (
+        37,
+        36,
+        ["weight"],
+    )
+    assert finding["from_step"] == 20 and finding["steps_compared"] == 4
+    assert describe_bisect(finding) == (
+        "bisect: two reruns from step 20 to step 50 on this machine: parameters first differ "
+        "at step 37 (identical at step 36); differing: weight (the run is not deterministic here)"
+    )
+
+
+def test_bisect_tells_a_machine_difference_from_one_that_did_not_recur() -> None:
+    from reprise.core.fingerprints import bisect_finding, describe_bisect
+
+    original = _lines({1: "a", 25: "b", 50: "c"})
+    agree = _lines({1: "a", 2: "x", 50: "z"})
+    machines = bisect_finding(original, agree, agree, stop=50, every=25)
+    assert machines["finding"] == "between-machines" and machines["from_step"] == 0
+    assert describe_bisect(machines).startswith(
+        "bisect: two reruns from the start to step 50 agree with each other at every step, "
+        "but not with the original at step 50"
+    )
+    assert "fingerprint-every = 1" in describe_bisect(machines)
+    same = _lines({1: "a", 2: "x", 50: "c"})
+    assert bisect_finding(original, same, same, stop=50, every=25)["finding"] == "not-recurring"
+    short = _lines({1: "a", 2: "x"})
+    cut = bisect_finding(original, short, short, stop=50, every=25)
+    assert cut["finding"] == "incomplete"
+    assert "did not reach step 50" in describe_bisect(cut)

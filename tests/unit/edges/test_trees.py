@@ -77,3 +77,19 @@ def test_chown_of_a_deep_tree_that_fits_changes_every_entry(tmp_path: Path) -> N
     finally:
         os.close(fd)
     assert owners == {4242}
+
+
+def test_copy_job_file_copies_a_regular_file_under_a_new_name_and_refuses_a_link(
+    tmp_path: Path,
+) -> None:
+    from reprise.edges.trees import copy_job_file
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    (src / "step_20.pt").write_bytes(b"state at 20")
+    (src / "planted.pt").symlink_to("/etc/shadow")
+    assert copy_job_file(src, "step_20.pt", dst, "last.pt", uid=None)
+    assert (dst / "last.pt").read_bytes() == b"state at 20"
+    assert not copy_job_file(src, "planted.pt", dst, "other.pt", uid=None)
+    assert not (dst / "other.pt").exists()
