@@ -122,24 +122,40 @@ def _incoming_markers(packages: list[Any]) -> dict[str, str | None]:
 
 
 COMPILE_SCRIPT = '''"""reprise: compile to bytecode (checked by hash: SOURCE_DATE_EPOCH is set) the Python
-files of every package but the heavy ones named, which were compiled when installed."""
+files of every package but the heavy ones named, which were compiled when installed; on
+every core (each file's bytecode depends on that file alone, so the order cannot matter)."""
 import glob, os, py_compile, re, sys
 
-venv, heavy = sys.argv[1], set(sys.argv[2:])
-for record in sorted(glob.glob(os.path.join(venv, "lib/python*/site-packages/*.dist-info/RECORD"))):
-    dist = os.path.dirname(record)
-    stem = os.path.basename(dist)[: -len(".dist-info")]
-    if re.sub(r"[-_.]+", "-", stem.partition("-")[0]).lower() in heavy:
-        continue
-    with open(record, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            path = line.rstrip("\\n").rsplit(",", 2)[0].strip('"')
-            full = os.path.normpath(os.path.join(os.path.dirname(dist), path))
-            if path.endswith(".py") and full.startswith(venv + os.sep) and os.path.isfile(full):
-                try:
-                    py_compile.compile(full, doraise=True)
-                except (py_compile.PyCompileError, OSError, ValueError):
-                    pass  # as compileall: a file that does not compile is left as source
+
+def compile_one(full):
+    try:
+        py_compile.compile(full, doraise=True)
+    except (py_compile.PyCompileError, OSError, ValueError):
+        pass  # as compileall: a file that does not compile is left as source
+
+
+if __name__ == "__main__":
+    venv, heavy = sys.argv[1], set(sys.argv[2:])
+    files = []
+    for record in sorted(glob.glob(os.path.join(venv, "lib/python*/site-packages/*.dist-info/RECORD"))):
+        dist = os.path.dirname(record)
+        stem = os.path.basename(dist)[: -len(".dist-info")]
+        if re.sub(r"[-_.]+", "-", stem.partition("-")[0]).lower() in heavy:
+            continue
+        with open(record, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                path = line.rstrip("\\n").rsplit(",", 2)[0].strip('"')
+                full = os.path.normpath(os.path.join(os.path.dirname(dist), path))
+                if path.endswith(".py") and full.startswith(venv + os.sep) and os.path.isfile(full):
+                    files.append(full)
+    try:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor() as pool:
+            list(pool.map(compile_one, files, chunksize=64))
+    except Exception:  # no process pool here (no /dev/shm, no semaphores): one at a time
+        for full in files:
+            compile_one(full)
 '''
 
 

@@ -33,16 +33,13 @@ from reprise.core.layers import (
     image_config,
     image_id,
     layer_of,
-    owners,
-    package_of,
     passwd_lines,
     tar_header,
 )
 from reprise.core.progress import Say
 from reprise.core.workspace import normalize
-from reprise.edges.container_config import ContainerSpec
 from reprise.edges.docker import Engine
-from reprise.edges.untar import unpack
+from reprise.edges.stagecopy import copy_out, heavy_owners, venv_copies, venv_listing, whole
 
 _BLOCK = 512
 _CHUNK = 1 << 20
@@ -116,50 +113,6 @@ class Assembly:
     # layer packed before under the same key is reused, not copied and packed again.
     heavy_keys: Mapping[str, str] = field(default_factory=dict)
     cache: Path | None = None
-
-
-def _copy_out(
-    engine: Engine,
-    image: str,
-    folders: Mapping[str, Callable[[str, tarfile.TarInfo], bool]],
-    files: Sequence[str],
-    dest: Path,
-) -> None:
-    """Copy ``folders`` and (small) ``files`` out of ``image`` into ``dest`` (same paths)."""
-    container = engine.create(
-        ContainerSpec(
-            image=image,
-            command=["true"],
-            environment={},
-            mounts=[],
-            working_dir="/",
-            user="",
-            labels={},
-        )
-    )
-    try:
-        for path, keep in folders.items():
-            stream = engine.get_archive(container, path)
-            unpack(stream, dest / path.lstrip("/"), strip=posixpath.basename(path), keep=keep)
-        for path in files:
-            target = dest / path.lstrip("/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(_one_file(engine.get_archive(container, path), path))
-    finally:
-        engine.remove_container(container)
-
-
-def _one_file(stream: Iterator[bytes], path: str, limit: int = 4 << 20) -> bytes:
-    from reprise.edges.streams import ChunkReader
-
-    reader: IO[bytes] = ChunkReader(stream)  # type: ignore[assignment]
-    with tarfile.open(fileobj=reader, mode="r|") as tar:
-        for info in tar:
-            if info.isfile() and info.size <= limit:
-                source = tar.extractfile(info)
-                if source is not None:
-                    return bytes(source.read())
-    raise EngineError(f"{path} is not a regular file of at most {limit} bytes in the build stage")
 
 
 def _records(venv: Path) -> dict[str, str]:
@@ -292,33 +245,6 @@ def _archive(
     yield b"\0" * (2 * _BLOCK)
 
 
-def _heavy_owners(engine: Engine, image: str, plan: Assembly, dest: Path) -> dict[str, str]:
-    """Which venv file belongs to which heavy package, from the heavy packages' RECORDs
-    alone (copied out first, so that a reused package's files need not be)."""
-    if not plan.heavy:
-        return {}
-    listing = engine.run_capture(
-        image, ["sh", "-c", f"ls -d {keys.CONTAINER_VENV}/lib/python*/site-packages/*.dist-info"]
-    )
-    venv = keys.CONTAINER_VENV
-    wanted = [
-        line.strip()
-        for line in listing.splitlines()
-        if line.strip().startswith(venv + "/")
-        and normalize(dist_name(line.strip())[0]) in plan.heavy
-    ]
-    _copy_out(engine, image, {path: lambda _r, _i: True for path in wanted}, [], dest)
-    records = {
-        posixpath.relpath(path, venv): (dest / path.lstrip("/") / "RECORD").read_text(
-            encoding="utf-8", errors="replace"
-        )
-        for path in wanted
-        if (dest / path.lstrip("/") / "RECORD").is_file()
-    }
-    site = next(iter(sorted({posixpath.dirname(r) for r in records})), "")
-    return owners(records, site) if site else {}
-
-
 def _cached(plan: Assembly, name: str) -> Layer | None:
     key = plan.heavy_keys.get(name)
     if plan.cache is None or key is None:
@@ -377,16 +303,13 @@ def _assemble(
         scratch, out = Path(tmp) / "fs", Path(tmp) / "layers"
         out.mkdir()
         say("packing the environment into layers")
-        owner = _heavy_owners(engine, build_image, plan, scratch / "records")
+        listing = venv_listing(engine, build_image) if plan.heavy else []
+        owner = heavy_owners(engine, build_image, plan.heavy, listing, scratch / "records")
         skip = {n.removeprefix("package ") for n in reuse}
-
-        def keep(rel: str, _: tarfile.TarInfo) -> bool:
-            return package_of(rel, owner) not in skip
-
-        folders: dict[str, Callable[[str, tarfile.TarInfo], bool]] = {keys.CONTAINER_VENV: keep}
+        copies = venv_copies(listing, owner, skip, scratch)
         if plan.managed_python:
-            folders["/opt/python"] = lambda _r, _i: True
-        _copy_out(engine, build_image, folders, ["/etc/passwd", "/etc/group"], scratch)
+            copies.append(whole("/opt/python", scratch))
+        copy_out(engine, build_image, copies, ["/etc/passwd", "/etc/group"], scratch)
         layers = pack_layers(scratch, plan, out, reuse, owner, say)
         base_ids = list((base_attrs.get("RootFS") or {}).get("Layers") or [])
         config = image_config(

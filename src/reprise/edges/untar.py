@@ -75,7 +75,8 @@ def unpack(
     keep: Callable[[str, tarfile.TarInfo], bool] = lambda _p, _i: True,
     progress: Callable[[int], None] = lambda _: None,
 ) -> Unpacked:
-    """Unpack ``stream`` (a tar whose members are ``strip`` and ``strip/...``) into ``dest``;
+    """Unpack ``stream`` (a tar whose members are ``strip`` and ``strip/...``; with ``strip``
+    "", any relative names, its top entry included) into ``dest``;
     members for which ``keep(path below strip, info)`` is false are left out. Raises
     RecordError for a member that names a path outside ``dest``."""
     from reprise.edges.streams import ChunkReader
@@ -100,11 +101,14 @@ def unpack(
 
 def _relative(name: str, strip: str) -> str | None:
     name = name.rstrip("/")
-    if name == strip:
+    if not strip:
+        rel = name  # nothing stripped: the archive's own top entry too
+    elif name == strip:
         return None
-    if not name.startswith(strip + "/"):
+    elif not name.startswith(strip + "/"):
         raise RecordError(f"the job's archive holds {name!r}, outside {strip}/")
-    rel = name[len(strip) + 1 :]
+    else:
+        rel = name[len(strip) + 1 :]
     try:
         return names.relative_path(rel, "archive member")
     except InvalidNameError as exc:
