@@ -64,13 +64,16 @@ class Engine(ImageOps):
 
         try:
             if host.startswith("ssh://"):
-                client = docker.DockerClient(base_url=host, use_ssh_client=True, timeout=120)
+                from reprise.edges.sshdial import SshDial
+
+                dial = SshDial(host)  # one SSH connection for every request
+                client = docker.DockerClient(base_url=dial.url, timeout=120)
             elif host.startswith("tcp://") and tls is None and os.environ.get("DOCKER_TLS_VERIFY"):
                 client = docker.from_env(environment={**os.environ, "DOCKER_HOST": host})
             else:
                 client = docker.DockerClient(base_url=host, tls=tls or False, timeout=120)
             version = str(client.version().get("Version", "unknown"))
-        except (docker.errors.DockerException, OSError) as exc:
+        except (docker.errors.DockerException, OSError, ValueError) as exc:
             raise EngineError(
                 f"no Docker engine answers at {host} ({exc})", hint=HOST_HINT
             ) from exc

@@ -10,8 +10,10 @@ import contextlib
 import hashlib
 import os
 import tarfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +40,16 @@ class Progress:
         self.what, self.say, self.every = what, say, every
         self.start = self.last = time.monotonic()
         self.bytes = 0
+        self._lock = threading.Lock()  # several streams may add at once
 
     def add(self, n: int) -> None:
-        self.bytes += n
-        now = time.monotonic()
-        if now - self.last >= self.every:
-            self.last = now
+        with self._lock:
+            self.bytes += n
+            now = time.monotonic()
+            due = now - self.last >= self.every
+            if due:
+                self.last = now
+        if due:
             self.report("")
 
     def report(self, suffix: str = " done") -> None:
@@ -294,7 +300,8 @@ class RemoteBackend(EngineBackend):
             raise EngineError(f"container {job[:12]} no longer exists on {self.host}")
         writable, code = _fetch_plan(attrs)
         progress = Progress(f"fetching the outputs from {self.host}", say)
-        for sub in writable:
+
+        def fetch(sub: str) -> None:
             log = sub == keys.RUN_LOG.split("/", 1)[0]
             _clear(run_dir / sub, keep=keys.RUN_LOG.split("/", 1)[1] if log else None)
             keep: Callable[[str, tarfile.TarInfo], bool] = (
@@ -302,6 +309,12 @@ class RemoteBackend(EngineBackend):
             )
             stream = self.engine.get_archive(job, f"{keys.CONTAINER_RUN}/{sub}")
             unpack(stream, run_dir / sub, strip=sub, keep=keep, progress=progress.add)
+
+        # Each folder is its own stream into its own folder: a few at once, as each request
+        # waits on the connection's round trips more than on bytes.
+        with ThreadPoolExecutor(max_workers=min(4, len(writable) or 1)) as pool:
+            for _ in pool.map(fetch, writable):
+                pass
         if code is False:
             say(
                 "warning: the code the working directory started from is gone from this "

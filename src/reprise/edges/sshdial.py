@@ -1,0 +1,183 @@
+"""A remote engine over the user's own ``ssh``, with one SSH connection per session.
+
+The Docker SDK's ``use_ssh_client`` starts a new ``ssh HOST docker system dial-stdio`` for
+every API request (a new connection pool each time), so each request pays a whole SSH
+handshake: a remote run made of a few dozen requests took 15-20 s where `ssh HOST docker
+run` takes about one. Here the SDK talks to a private Unix socket instead; each connection
+to it is one ``docker system dial-stdio`` over SSH, multiplexed (OpenSSH's ControlMaster)
+over a single authenticated connection, and the SDK keeps its connections alive between
+requests. Keys, agents, jump hosts and ``~/.ssh/config`` stay the user's: this is their
+``ssh``, with three options added.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+_CHUNK = 1 << 16
+
+
+def ssh_target(url: str) -> list[str]:
+    """``ssh`` arguments naming the host of ``ssh://[user@]host[:port]``."""
+    parts = urlsplit(url)
+    if parts.scheme != "ssh" or not parts.hostname:
+        raise ValueError(f"not an ssh:// URL: {url!r}")
+    args = []
+    if parts.username:
+        args += ["-l", parts.username]
+    if parts.port:
+        args += ["-p", str(parts.port)]
+    return [*args, "--", parts.hostname]
+
+
+class SshDial:
+    """A Unix socket (``path``) in a private folder; every connection made to it is piped
+    through ``ssh ... HOST docker system dial-stdio`` over one shared SSH connection."""
+
+    def __init__(self, url: str) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="reprise-ssh-"))  # mode 0700
+        self.path = self.folder / "docker.sock"
+        self._control = self.folder / "ctl"
+        self._options = [
+            "-o",
+            f"ControlPath={self._control}",
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            "ControlPersist=30",
+        ]
+        self._target = ssh_target(url)
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(str(self.path))
+        self._listener.listen(16)
+        self._closed = False
+        self._procs: set[subprocess.Popen[bytes]] = set()
+        self._spare: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, name="reprise-ssh-accept", daemon=True).start()
+        atexit.register(self.close)
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.path}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _spawn(self) -> subprocess.Popen[bytes] | None:
+        try:
+            proc = subprocess.Popen(
+                ["ssh", *self._options, *self._target, "docker", "system", "dial-stdio"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                start_new_session=True,  # Ctrl-C is reprise's to handle, not ssh's
+            )
+        except OSError:
+            return None
+        with self._lock:
+            if self._closed:
+                _end(proc)
+                return None
+            self._procs.add(proc)
+        return proc
+
+    def _take(self) -> subprocess.Popen[bytes] | None:
+        """A pipe already started (and one more started for the next connection): a run
+        makes a few dozen connections, each would otherwise wait for ssh and the remote
+        docker CLI to start."""
+        with self._lock:
+            spare = self._spare
+            self._spare = None
+        proc = spare if spare is not None and spare.poll() is None else self._spawn()
+        threading.Thread(target=self._refill, daemon=True).start()
+        return proc
+
+    def _refill(self) -> None:
+        proc = self._spawn()
+        if proc is None:
+            return
+        with self._lock:
+            if self._spare is None and not self._closed:
+                self._spare, proc = proc, None
+        if proc is not None:
+            _end(proc)
+            with self._lock:
+                self._procs.discard(proc)
+
+    def _serve(self, conn: socket.socket) -> None:
+        proc = self._take()
+        if proc is None:
+            conn.close()
+            return
+        upstream = threading.Thread(target=_to_ssh, args=(conn, proc), daemon=True)
+        upstream.start()
+        assert proc.stdout is not None
+        try:
+            while chunk := os.read(proc.stdout.fileno(), _CHUNK):
+                conn.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+            _end(proc)
+            with self._lock:
+                self._procs.discard(proc)
+
+    def close(self) -> None:
+        """Stop listening, end the pipes and the shared SSH connection, remove the folder."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        with self._lock:
+            procs = list(self._procs)
+        for proc in procs:
+            _end(proc)
+        if self._control.exists():
+            subprocess.run(
+                ["ssh", *self._options, "-O", "exit", *self._target],
+                capture_output=True,
+                check=False,
+                timeout=10,
+                start_new_session=True,
+            )
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _to_ssh(conn: socket.socket, proc: subprocess.Popen[bytes]) -> None:
+    assert proc.stdin is not None
+    try:
+        while chunk := conn.recv(_CHUNK):
+            proc.stdin.write(chunk)
+            proc.stdin.flush()
+    except (OSError, ValueError):
+        pass
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            proc.stdin.close()  # the engine sees the client's half-close
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    """This pipe's ssh only (the shared connection's master lives on for the others)."""
+    if proc.poll() is None:
+        with contextlib.suppress(OSError):
+            proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)

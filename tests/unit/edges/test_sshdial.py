@@ -1,0 +1,64 @@
+"""The remote engine's SSH transport: one private socket, each connection piped through the
+user's ssh (here a stand-in that echoes, as `docker system dial-stdio` relays bytes)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from reprise.edges.sshdial import SshDial, ssh_target
+
+
+def test_the_url_becomes_the_users_own_ssh_arguments() -> None:
+    assert ssh_target("ssh://gpu-box") == ["--", "gpu-box"]
+    assert ssh_target("ssh://me@gpu-box:2222") == ["-l", "me", "-p", "2222", "--", "gpu-box"]
+    with pytest.raises(ValueError):
+        ssh_target("tcp://gpu-box:2376")
+
+
+def _echo(dial: SshDial, payload: bytes) -> bytes:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(10)
+        conn.connect(str(dial.path))
+
+        def send() -> None:
+            conn.sendall(payload)
+            conn.shutdown(socket.SHUT_WR)  # the client's half-close reaches the far end
+
+        sender = threading.Thread(target=send)  # an echo: read while writing
+        sender.start()
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+        sender.join()
+    return b"".join(chunks)
+
+
+def test_each_connection_is_piped_through_ssh_and_close_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "calls"
+    fake = tmp_path / "bin" / "ssh"
+    fake.parent.mkdir()
+    fake.write_text(
+        f'#!/bin/sh\necho "$*" >> {log}\ncase " $* " in *" -O exit "*) exit 0 ;; esac\nexec cat\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    dial = SshDial("ssh://me@gpu-box:2222")
+    try:
+        assert dial.url == f"unix://{dial.path}"
+        assert (dial.folder.stat().st_mode & 0o777) == 0o700
+        big = os.urandom(3 << 20)
+        assert _echo(dial, b"hello") == b"hello"
+        assert _echo(dial, big) == big  # the second rides on the spare started meanwhile
+    finally:
+        dial.close()
+    assert not dial.folder.exists()
+    calls = log.read_text().splitlines()
+    assert all("ControlMaster=auto" in c and "-l me -p 2222 -- gpu-box" in c for c in calls)
+    assert sum(c.endswith("docker system dial-stdio") for c in calls) >= 2
