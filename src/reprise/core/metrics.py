@@ -56,6 +56,16 @@ def series(records: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]
     return dict(sorted(out.items()))
 
 
+def step_name(records: list[dict[str, Any]]) -> str:
+    """What :func:`series` took as the x of the first record that had one: the training curves'
+    x-axis label."""
+    for record in records:
+        for key in STEP_KEYS:
+            if _numeric(record.get(key)) is not None:
+                return key
+    return "record"
+
+
 def goal_of(name: str) -> str:
     lowered = name.lower()
     return "min" if any(word in lowered for word in LOWER_IS_BETTER) else "max"
