@@ -39,7 +39,7 @@ def checkpoints(paths: Sequence[str]) -> list[str]:
     return found[:MAX_CHECKPOINTS]
 
 
-def front_matter(record: dict[str, Any], card: CardSettings, metric_names: list[str]) -> str:
+def front_matter(card: CardSettings) -> str:
     """Hugging Face's model-card metadata, as YAML between ``---`` lines."""
     import yaml
 
@@ -51,9 +51,8 @@ def front_matter(record: dict[str, Any], card: CardSettings, metric_names: list[
     data["tags"] = list(dict.fromkeys(["reprise", *card.tags]))
     if card.datasets:  # hub ids; the run's own datasets are in the Data section
         data["datasets"] = list(card.datasets)
-    metrics = list(card.metrics) or metric_names
-    if metrics:
-        data["metrics"] = metrics
+    if card.metrics:  # ids of Hugging Face's metrics; the logged ones are in Evaluation
+        data["metrics"] = list(card.metrics)
     return "---\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True) + "---\n"
 
 
@@ -171,7 +170,7 @@ def card_context(
         "outputs_count": manifest.get("files", 0),
         "manifest_algorithm": manifest.get("algorithm", "blake3"),
         "manifest_hash": manifest.get("hash"),
-        "front_matter": front_matter(record, card, [m.name for m in summaries]),
+        "front_matter": front_matter(card),
         "sections": {key.replace("-", "_"): card.section(key) for key in SECTIONS},
         "checkpoints": checkpoints(outputs),
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -171,7 +172,7 @@ def build_export(
         "reprise.seed": str(record["seed"]),
         "reprise.config_hash": record["config"]["hash"],
         "reprise.verdict": str(reproductions[-1].get("verdict")) if reproductions else "none",
-        "reprise.command": " ".join(record["command"])[:MAX_VALUE],
+        "reprise.command": shlex.join(record["command"])[:MAX_VALUE],
     }
     if record.get("reproduces"):
         tags["reprise.reproduces"] = str(record["reproduces"])

@@ -27,6 +27,7 @@ CARD = CardSettings(
     library_name="pytorch",
     tags=("tabular", "spiral"),
     datasets=("lab/spirals",),
+    metrics=("accuracy",),
     intended_use="Classifying points of the two-spiral toy problem; a teaching model.",
     limitations="Trained on 2-D synthetic data only: says nothing about real inputs.",
     evaluation="Validation split of 1,000 points, held out by seed.",
@@ -66,6 +67,7 @@ def test_card_without_metrics_or_checkpoints(tmp_path: Path) -> None:
     text = write_card(run).read_text()
     assert "Not reproduced yet." in text and "No metrics were logged" in text
     assert "The run saved no checkpoint" in text and "metrics:" not in text
+    assert text.startswith("---\ntags:\n- reprise\n---\n")
     assert not (run / "training_curves.png").exists()
 
 
