@@ -24,9 +24,7 @@ from reprise.cli.common import RUNS_DIR_OPTION, emit_json, locate_run, maybe_pro
     default=None,
     help="MLflow's tracking store (default: MLFLOW_TRACKING_URI, else MLflow's own default).",
 )
-@click.option(
-    "--project", "wandb_project", default=None, help="W&B project (default: the experiment)."
-)
+@click.option("--wandb-project", default=None, help="W&B project (default: the run's experiment).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written where, as JSON.")
 @RUNS_DIR_OPTION
 @click.pass_context
@@ -46,7 +44,7 @@ def export(
 
     \b
     Examples:
-      reprise export latest --to mlflow --tracking-uri sqlite:///mlflow.db
+      reprise export 20261123-1412 --to mlflow --tracking-uri sqlite:///mlflow.db
       reprise export 20261123-1412 --to tensorboard tb/     # tensorboard --logdir tb/
       reprise export 20261123-1412 --to wandb wb/           # then: wandb sync wb/wandb/offline-run-*
     """

@@ -185,13 +185,13 @@ def _wandb_records(path: Path) -> list[Any]:
 
 def test_wandb_export_writes_offline_files_wandb_sync_accepts(tmp_path: Path) -> None:
     card_run(tmp_path / "runs")
-    out = _export(tmp_path, str(tmp_path / "wb"), "--to", "wandb")
+    out = _export(tmp_path, str(tmp_path / "wb"), "--to", "wandb", "--wandb-project", "lab")
     folder = Path(out["wandb_dir"])
     assert folder.parent == tmp_path / "wb" / "wandb" and folder.name.startswith("offline-run-")
     records = _wandb_records(next(folder.glob("run-*.wandb")))
     kinds = [r.WhichOneof("record_type") for r in records]
     run = records[kinds.index("run")].run
-    assert run.display_name == RUN_ID and run.project == "spiral"
+    assert run.display_name == RUN_ID and run.project == "lab" and run.run_group == "spiral"
     config = {item.key: json.loads(item.value_json) for item in run.config.update}
     assert config["optim.lr"] == 0.01 and config["reprise.commit"] == "a" * 40
     history = [
