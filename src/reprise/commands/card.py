@@ -99,7 +99,10 @@ def _plot(out_dir: Path, metrics: str) -> dict[str, Any] | None:
     from reprise.core.plot import plot_series
 
     records = parse_records(metrics)
-    figure = plot_series(series(records), x_label=step_name(records))
+    try:
+        figure = plot_series(series(records), x_label=step_name(records))
+    except (ValueError, OverflowError, RuntimeError):
+        figure = None  # values matplotlib cannot draw: the card keeps its table, not the figure
     if figure is None:
         return None
     atomic_write(out_dir / keys.RUN_PLOT, figure.png, durable=False)

@@ -24,6 +24,7 @@ Series = Sequence[tuple[float, float]]
 MAX_PANELS = 8
 MAX_CURVES = 8
 MAX_POINTS = 2000
+MAX_LABEL = 60
 DPI = 100
 PANEL_SIZE = (5.0, 3.4)  # inches: 500x340 pixels at DPI
 # Words that say which split a metric was measured on, not what it measures.
@@ -129,6 +130,8 @@ def plot_series(series: Mapping[str, Series], *, x_label: str = "step") -> Figur
         "axes.spines.right": False,
         "lines.linewidth": 1.5,
         "path.simplify": False,
+        "text.parse_math": False,  # a metric's name is text, never TeX to parse
+        "text.usetex": False,
     }
     with rc_context(style):  # type: ignore[arg-type]
         fig = MplFigure(
@@ -144,12 +147,13 @@ def plot_series(series: Mapping[str, Series], *, x_label: str = "step") -> Figur
             for name, points in zip(names, curves, strict=True):
                 xs = [x for x, _ in points]
                 ys = [y for _, y in points]
-                ax.plot(xs, ys, label=name, marker="o" if len(points) <= 30 else None, markersize=3)
+                marker = "o" if len(points) <= 30 else None
+                ax.plot(xs, ys, label=_label(name), marker=marker, markersize=3)
             if log:
                 ax.set_yscale("log")
-            ax.set_title(title(key), loc="left", fontweight="bold")
-            ax.set_xlabel(x_label)
-            ax.set_ylabel(f"{key} (log scale)" if log else key)
+            ax.set_title(_label(title(key)), loc="left", fontweight="bold")
+            ax.set_xlabel(_label(x_label))
+            ax.set_ylabel(_label(f"{key} (log scale)" if log else key))
             ax.legend(loc="best", frameon=False)
         for ax in axes_list[count:]:
             ax.set_visible(False)
@@ -162,6 +166,12 @@ def plot_series(series: Mapping[str, Series], *, x_label: str = "step") -> Figur
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     return Figure(buffer.getvalue(), width, height, panels, tuple(omitted))
+
+
+def _label(text: str) -> str:
+    """The job named its metrics: bounded, and never matplotlib's hidden ``_`` labels."""
+    text = text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
+    return f" {text}" if text.startswith("_") else text
 
 
 def _box(extent: object, height: int) -> tuple[int, int, int, int]:

@@ -229,3 +229,15 @@ def test_project_settings_carry_the_card_table(tmp_path: Path) -> None:
     assert settings({}, {"REPRISE_CARD_TEMPLATE": "/x.j2"}).template == Path("/x.j2")
     with pytest.raises(SettingsError, match=r"unknown \[tool.reprise.card\] key"):
         settings({"card": {"intended_use": "x"}})
+
+
+def test_figure_takes_hostile_metric_names_and_values_as_plain_text() -> None:
+    curves = {
+        "$\\frac{$": [(0.0, 1.0), (1.0, 2.0)],  # mathtext would raise on it
+        "_hidden_loss": [(0.0, 1e-300), (1e300, 1e300)],
+        "x" * 500: [(0.0, -1.0), (1.0, 1.0)],
+    }
+    figure = plot_series(curves)
+    assert figure is not None and len(figure.png) > 1000
+    image = Image.open(io.BytesIO(figure.png)).convert("RGB")
+    assert all(_panel_has_ink(image, p.box) for p in figure.panels)
