@@ -241,3 +241,22 @@ def test_figure_takes_hostile_metric_names_and_values_as_plain_text() -> None:
     assert figure is not None and len(figure.png) > 1000
     image = Image.open(io.BytesIO(figure.png)).convert("RGB")
     assert all(_panel_has_ink(image, p.box) for p in figure.panels)
+
+
+def test_run_refuses_a_broken_card_template_before_any_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ...projects import init_repo, tiny_project
+
+    root = tiny_project(
+        tmp_path / "proj", extra_tool='[tool.reprise.card]\ntemplate = "card.md.j2"'
+    )
+    (root / "card.md.j2").write_text(
+        '{% extends "model_card.md.j2" %}\n{% block title %}{{ oops }}'
+    )
+    init_repo(root)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")  # never reached
+    result = CliRunner().invoke(cli, ["--project", str(root), "run"])
+    assert result.exit_code == 2, result.output
+    assert f"card template {root / 'card.md.j2'}, line 2:" in result.stderr
+    assert not list((root / "runs").rglob("run.json"))
