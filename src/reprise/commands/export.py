@@ -34,6 +34,13 @@ def _artifacts(run_dir: Path) -> dict[str, bytes]:
     return out
 
 
+def _without_front_matter(card: str) -> str:
+    """The card as a description: its Hugging Face metadata block is for the Hub, not a UI."""
+    if card.startswith("---\n") and "\n---\n" in card[3:]:
+        return card[card.index("\n---\n", 3) + 5 :].lstrip("\n")
+    return card
+
+
 def plan(run_dir: Path) -> Export:
     """The export of the run in ``run_dir``: no tracker library needed."""
     record = read_record(run_dir)
@@ -75,7 +82,7 @@ def export_run(
     from reprise.edges import trackers
 
     if target == "mlflow":
-        note = artifacts.get(keys.RUN_CARD, b"").decode("utf-8", "replace")
+        note = _without_front_matter(artifacts.get(keys.RUN_CARD, b"").decode("utf-8", "replace"))
         where = trackers.to_mlflow(export, artifacts, tracking_uri=tracking_uri, note=note)
     elif target == "tensorboard":
         assert dest is not None

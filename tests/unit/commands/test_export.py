@@ -89,7 +89,8 @@ def test_mlflow_export_reads_back_from_a_local_store(
     assert run.data.params["optim.lr"] == "0.01" and run.data.params["model.name"] == "mlp"
     assert run.data.tags["reprise.commit"] == "a" * 40
     assert run.data.tags["reprise.verdict"] == "identical"
-    assert run.data.tags["mlflow.note.content"].startswith("---\n")  # the card, shown in the UI
+    note = run.data.tags["mlflow.note.content"]  # the card, as the run's description
+    assert note.startswith("# Model card: spiral / spiral / run ") and "- reprise\n" not in note
     history = client.get_metric_history(run.info.run_id, "val_loss")
     assert [(m.step, m.value) for m in history] == [(s, 2.2 / s + 0.05) for s in range(1, 9)]
     assert len(history) == 8
