@@ -76,6 +76,11 @@ def export_run(
             hint=f"reprise export RUN --to {target} DIR",
         )
     export = plan(run_dir)
+    if export.status == "running":
+        raise UsageError(
+            f"run {export.run_id} is still running: its metrics and outputs are not final",
+            hint=f"reprise wait {export.run_id}, then export it",
+        )
     if not (run_dir / keys.RUN_CARD).exists():
         write_card(run_dir, card=card)
     artifacts = _artifacts(run_dir)

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from reprise.cli import cli
 from reprise.commands.export import export_run, plan
-from reprise.core.errors import ExportError
+from reprise.core.errors import ExportError, UsageError
 from reprise.core.tracking import build_export, clean_key, flatten
 
 from ...cardcraft import RUN_ID, card_record, card_run
@@ -250,3 +250,6 @@ def test_export_usage_errors(tmp_path: Path) -> None:
     ):
         result = CliRunner().invoke(cli, [*base, *args])
         assert result.exit_code == 2 and words in result.stderr, result.output
+    running = card_run(tmp_path / "other", status="running")
+    with pytest.raises(UsageError, match="still running"):
+        export_run(running, "tensorboard", dest=tmp_path / "tb")
