@@ -24,7 +24,7 @@ Series = Sequence[tuple[float, float]]
 MAX_PANELS = 8
 MAX_CURVES = 8
 MAX_POINTS = 2000
-MAX_LABEL = 60
+MAX_LABEL = 40
 DPI = 100
 PANEL_SIZE = (5.0, 3.4)  # inches: 500x340 pixels at DPI
 # Words that say which split a metric was measured on, not what it measures.
@@ -130,7 +130,6 @@ def plot_series(series: Mapping[str, Series], *, x_label: str = "step") -> Figur
         "axes.spines.right": False,
         "lines.linewidth": 1.5,
         "path.simplify": False,
-        "text.parse_math": False,  # a metric's name is text, never TeX to parse
         "text.usetex": False,
     }
     with rc_context(style):  # type: ignore[arg-type]
@@ -169,8 +168,10 @@ def plot_series(series: Mapping[str, Series], *, x_label: str = "step") -> Figur
 
 
 def _label(text: str) -> str:
-    """The job named its metrics: bounded, and never matplotlib's hidden ``_`` labels."""
+    """The job named its metrics: bounded, plain text (a ``$`` escaped, so never mathtext to
+    parse), and never one of matplotlib's hidden ``_`` labels."""
     text = text if len(text) <= MAX_LABEL else text[: MAX_LABEL - 1] + "…"
+    text = text.replace("$", "\\$")
     return f" {text}" if text.startswith("_") else text
 
 

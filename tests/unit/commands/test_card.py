@@ -260,3 +260,10 @@ def test_run_refuses_a_broken_card_template_before_any_engine(
     assert result.exit_code == 2, result.output
     assert f"card template {root / 'card.md.j2'}, line 2:" in result.stderr
     assert not list((root / "runs").rglob("run.json"))
+
+
+def test_labels_are_plain_bounded_text() -> None:
+    from reprise.core.plot import MAX_LABEL, _label
+
+    assert _label("$x^2$") == "\\$x^2\\$" and _label("_loss") == " _loss"
+    assert len(_label("y" * 500)) == MAX_LABEL
