@@ -9,6 +9,7 @@ text. The prose sections come from ``[tool.reprise.card]``; the front matter is 
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +20,8 @@ from reprise.core.templating import render
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".bin")
 MAX_CHECKPOINTS = 8
+# The job named its files: only plain names go into the card's Markdown and Python snippet.
+_PLAIN_PATH = re.compile(r"[\w.+@=-][\w .+@=/-]{0,255}")
 
 
 def format_duration(seconds: float | None) -> str:
@@ -34,7 +37,9 @@ def format_duration(seconds: float | None) -> str:
 
 def checkpoints(paths: Sequence[str]) -> list[str]:
     """The files a reader would load, from the manifest's paths: checkpoints/ first."""
-    found = [p for p in paths if p.lower().endswith(CHECKPOINT_SUFFIXES)]
+    found = [
+        p for p in paths if p.lower().endswith(CHECKPOINT_SUFFIXES) and _PLAIN_PATH.fullmatch(p)
+    ]
     found.sort(key=lambda p: (not p.startswith("checkpoints/"), p))
     return found[:MAX_CHECKPOINTS]
 

@@ -267,3 +267,13 @@ def test_labels_are_plain_bounded_text() -> None:
 
     assert _label("$x^2$") == "\\$x^2\\$" and _label("_loss") == " _loss"
     assert len(_label("y" * 500)) == MAX_LABEL
+
+
+def test_only_plainly_named_checkpoints_reach_the_card() -> None:
+    from reprise.core.card import checkpoints
+
+    named = ["outputs/a`b.pt", 'outputs/q"uote.pt', "outputs/new\nline.pt", "outputs/w.pt"]
+    assert checkpoints([*named, "checkpoints/last.pt", "logs/x.txt"]) == [
+        "checkpoints/last.pt",
+        "outputs/w.pt",
+    ]
