@@ -96,7 +96,11 @@ def test_missing_dataset_path_is_a_clear_error(data_project: Path) -> None:
 
 
 def test_finished_run_has_a_model_card_naming_image_and_command(
-    example: Path, engine: Engine, image: builder.BuildResult
+    example: Path,
+    engine: Engine,
+    image: builder.BuildResult,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     run_dir, record = run_example(
         load_project(example), engine, image, overrides=("train.epochs=10",)
@@ -104,8 +108,22 @@ def test_finished_run_has_a_model_card_naming_image_and_command(
     card = (run_dir / "model_card.md").read_text()
     assert record["image"]["id"] in card
     assert f"reprise reproduce {record['run_id']}" in card
-    assert "![Training curves](training_curves.png)" in card
+    assert "![Training curves: loss (" in card and "](training_curves.png)" in card
     assert (run_dir / "training_curves.png").is_file()
+    # The real run, exported after the fact into a local MLflow store and read back.
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    exported = _cli(
+        example, "export", record["run_id"], "--to", "mlflow", "--tracking-uri", uri, "--json"
+    )
+    assert exported.exit_code == 0, exported.stderr
+    mlflow_run = MlflowClient(tracking_uri=uri).get_run(
+        json.loads(exported.stdout)["mlflow_run_id"]
+    )
+    assert mlflow_run.data.tags["reprise.image.id"] == record["image"]["id"]
+    assert mlflow_run.data.params["train.epochs"] == "10" and mlflow_run.data.metrics
     listed = _cli(example, "ls", "--json", "-n", "3")
     assert listed.exit_code == 0
     assert record["run_id"] in [r["run_id"] for r in json.loads(listed.stdout)]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import click
 
 from reprise import __version__
-from reprise.cli import build, inspect, project, reproduce, run, share
+from reprise.cli import build, export, inspect, project, reproduce, run, share
 from reprise.cli.common import Group
 
 
@@ -52,6 +52,7 @@ for command in (
     share.push,
     share.bundle,
     inspect.card,
+    export.export,
     inspect.ls_,
     inspect.show,
     inspect.gc,

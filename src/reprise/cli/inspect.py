@@ -30,7 +30,8 @@ from reprise.cli.common import (
     "--template",
     type=click.Path(dir_okay=False, exists=True),
     default=None,
-    help="A Jinja template (default: [tool.reprise] card-template, else reprise's own).",
+    help='A Jinja template, best one that {% extends "model_card.md.j2" %} (default: '
+    "[tool.reprise.card] template, else reprise's own).",
 )
 @RUNS_DIR_OPTION
 @click.pass_context
@@ -48,10 +49,12 @@ def card(
 
     run_dir = locate_run(ctx, runs_dir, run)
     project = maybe_project(ctx)
-    template_path = (
-        Path(template) if template else (project.settings.card_template if project else None)
+    path = write_card(
+        run_dir,
+        card=project.settings.card if project else None,
+        template_path=Path(template) if template else None,
+        output=Path(output) if output else None,
     )
-    path = write_card(run_dir, template_path=template_path, output=Path(output) if output else None)
     click.echo(str(path))
 
 

@@ -120,7 +120,7 @@ def reproduce(
         data_paths={**(settings.data if settings else {}), **_data_flags(data_flags)},
         allow_data_change=allow_data_change,
         allow_prepare=allow_prepare,
-        card_template=settings.card_template if settings else None,
+        card=settings.card if settings else None,
         bisect=bisect,
         settings=settings,
     )
@@ -197,7 +197,7 @@ def resume(
         registry=registry or (settings.registry if settings else None),
         data_paths={**(settings.data if settings else {}), **_data_flags(data_flags)},
         allow_data_change=allow_data_change,
-        card_template=settings.card_template if settings else None,
+        card=settings.card if settings else None,
         settings=settings,
     )
     new_dir = resume_run(run_dir, options, host=host, context=context, say=say, detach=detach)

@@ -161,7 +161,7 @@ def _pick_up(
     record = pick_up(
         run_dir,
         echo=echo,
-        card_template=project.settings.card_template if project else None,
+        card=project.settings.card if project else None,
         say=say,
     )
     report_run(record, run_dir, as_json)
@@ -221,7 +221,5 @@ def fetch(ctx: click.Context, run: str, as_json: bool, runs_dir: str | None) -> 
 
     run_dir = locate_run(ctx, runs_dir, run)
     project = maybe_project(ctx)
-    record = fetch_outputs(
-        run_dir, card_template=project.settings.card_template if project else None, say=say
-    )
+    record = fetch_outputs(run_dir, card=project.settings.card if project else None, say=say)
     report_run(record, run_dir, as_json)

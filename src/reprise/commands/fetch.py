@@ -9,12 +9,13 @@ from typing import Any
 
 from reprise.commands.finish import UNFETCHED, collect, record_outputs, render_card_safely, run_lock
 from reprise.commands.lifecycle import owned_by
+from reprise.core.cardsettings import CardSettings
 from reprise.core.errors import EngineError, JobGoneError, UsageError
 from reprise.core.progress import Say
 from reprise.edges.runstore import read_record
 
 
-def fetch(run_dir: Path, *, card_template: Path | None, say: Say) -> dict[str, Any]:
+def fetch(run_dir: Path, *, card: CardSettings | None, say: Say) -> dict[str, Any]:
     """Fetch the outputs of the run in ``run_dir`` (a no-op when they are here already),
     then record them (manifest, runtime record, config read) and remove the container."""
     from reprise.execution import backend_for
@@ -50,5 +51,5 @@ def fetch(run_dir: Path, *, card_template: Path | None, say: Say) -> dict[str, A
     say(f"fetched run {run_id}: {record['manifest']['files']} files recorded")
     with contextlib.suppress(EngineError):
         backend.remove(job)
-    render_card_safely(run_dir, card_template, say)
+    render_card_safely(run_dir, card, say)
     return record

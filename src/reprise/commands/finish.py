@@ -18,6 +18,7 @@ from typing import Any
 from reprise.commands.card import write_card
 from reprise.commands.inputs import HYDRA_COMPOSED
 from reprise.core import keys, provenance
+from reprise.core.cardsettings import CardSettings
 from reprise.core.errors import EngineError, RecordError, RepriseError, StorageError
 from reprise.core.failures import explain as explain_failure
 from reprise.core.image import sha256
@@ -225,7 +226,7 @@ def finalize(
     status: str,
     exit_code: int | None,
     reason: str | None,
-    card_template: Path | None = None,
+    card: CardSettings | None = None,
     say: Say = quiet,
     warnings: Sequence[str] = (),
 ) -> dict[str, Any]:
@@ -253,17 +254,15 @@ def finalize(
     if backend is not None and job and record.get("fetched", True):
         with contextlib.suppress(EngineError):
             backend.remove(str(job))
-    render_card_safely(run_dir, card_template, say)
+    render_card_safely(run_dir, card, say)
     return record
 
 
-def render_card_safely(run_dir: Path, template: Path | None, say: Say) -> None:
+def render_card_safely(run_dir: Path, card: CardSettings | None, say: Say) -> None:
     """A broken card template must not lose a finished run: warn, and go on."""
-    import jinja2
-
     try:
-        write_card(run_dir, template_path=template)
-    except (OSError, jinja2.TemplateError, RepriseError) as exc:
+        write_card(run_dir, card=card)
+    except (OSError, RepriseError) as exc:
         say(f"warning: the model card could not be rendered: {exc}")
 
 

@@ -12,7 +12,9 @@ from typing import Any
 
 from reprise import __version__
 from reprise.commands.build import RunImage
+from reprise.commands.card import check_template
 from reprise.core import keys
+from reprise.core.cardsettings import CardSettings
 from reprise.core.config import (
     apply_overrides,
     config_hash,
@@ -60,7 +62,7 @@ class RunInputs:
     resources: Resources = field(default_factory=Resources)
     reproduces: str | None = None
     data: Mapping[str, Dataset] = field(default_factory=dict)
-    card_template: Path | None = None
+    card: CardSettings | None = None
     workdir: str = ""  # the project's folder within the code (a workspace member's)
     delivery: str = "file"  # how the config reaches the job: file, hydra, none
     volatile: tuple[str, ...] = ()  # output paths recorded but not compared
@@ -159,6 +161,7 @@ def prepare_run(
 ) -> RunInputs:
     settings = project.settings
     check_runs_dir(settings.runs_dir)
+    check_template(settings.card)  # a broken card template fails now, not after training
     locked = parse_lock(lock if lock is not None else project.lock_path.read_bytes())
     delivery = config_delivery(settings, locked)
     run_command = tuple(command) if command else settings.command
@@ -190,7 +193,7 @@ def prepare_run(
         code=state,
         gpus=gpus if gpus is not None else settings.gpus,
         data=data,
-        card_template=settings.card_template,
+        card=settings.card,
         workdir=project.workdir,
         delivery=delivery,
         volatile=volatile,

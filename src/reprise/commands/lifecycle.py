@@ -21,6 +21,7 @@ from typing import IO, Any
 from reprise.commands.capture import Console, capture, secrets_of
 from reprise.commands.finish import finalize, outcome
 from reprise.core import keys
+from reprise.core.cardsettings import CardSettings
 from reprise.core.errors import EngineError, JobGoneError, RepriseError, UsageError
 from reprise.core.progress import Say, quiet
 from reprise.core.record import FINAL_STATES
@@ -47,7 +48,7 @@ def survive_hangup() -> Iterator[None]:
 
 
 def interrupted(
-    backend: Backend, run_dir: Path, job: str | None, card_template: Path | None, say: Say
+    backend: Backend, run_dir: Path, job: str | None, card: CardSettings | None, say: Say
 ) -> None:
     """Ctrl-C while a run goes on: stop its job and record `interrupted`."""
     say("interrupted: stopping the container")
@@ -60,7 +61,7 @@ def interrupted(
         status="interrupted",
         exit_code=None,
         reason="interrupted by the user (Ctrl-C)",
-        card_template=card_template,
+        card=card,
         say=say,
     )
 
@@ -74,7 +75,7 @@ def follow(
     echo: bool = True,
     on_interrupt: str = "stop",
     secrets: list[str] | None = None,
-    card_template: Path | None = None,
+    card: CardSettings | None = None,
     attached: Iterator[bytes] | None = None,
 ) -> dict[str, Any]:
     """Stream the run's output until its job ends, then finish the record.
@@ -102,7 +103,7 @@ def follow(
             status=status,
             exit_code=code,
             reason=reason,
-            card_template=card_template,
+            card=card,
             say=say,
             warnings=warnings,
         )
@@ -119,7 +120,7 @@ def follow(
                 if on_interrupt != "stop":
                     say(f"detached; the run goes on: reprise attach {record['run_id']}")
                     raise
-                interrupted(backend, run_dir, job, card_template, say)
+                interrupted(backend, run_dir, job, card, say)
                 raise
             except JobGoneError as exc:
                 return done("lost", None, f"{exc.message}: it was removed while the run was going")
@@ -251,7 +252,7 @@ def reconcile_all(
             say(f"{run_dir.name}: {record['status']} ({record.get('reason') or 'collected'})")
 
 
-def pick_up(run_dir: Path, *, echo: bool, card_template: Path | None, say: Say) -> dict[str, Any]:
+def pick_up(run_dir: Path, *, echo: bool, card: CardSettings | None, say: Say) -> dict[str, Any]:
     """`reprise attach` / `reprise wait`: follow a running run to its end (its output to the
     terminal with ``echo``) and finish its record; Ctrl-C detaches again."""
     from reprise.execution import backend_for
@@ -269,6 +270,4 @@ def pick_up(run_dir: Path, *, echo: bool, card_template: Path | None, say: Say) 
             f"run {record['run_id']} has not started its container yet",
             hint=f"try again in a moment: reprise attach {record['run_id']}",
         )
-    return follow(
-        backend, run_dir, say=say, echo=echo, on_interrupt="detach", card_template=card_template
-    )
+    return follow(backend, run_dir, say=say, echo=echo, on_interrupt="detach", card=card)

@@ -28,6 +28,7 @@ from reprise.commands.verdict import (
     nondeterministic_note,
 )
 from reprise.core import keys
+from reprise.core.cardsettings import CardSettings
 from reprise.core.divergence import TargetDifference, target_differences
 from reprise.core.errors import (
     EXIT_BAD_INPUT,
@@ -62,7 +63,7 @@ class ReproduceOptions:
     data_paths: Mapping[str, Path] = field(default_factory=dict)
     allow_data_change: bool = False
     allow_prepare: bool = False  # run a prepare step (network, the record's code and image)
-    card_template: Path | None = None
+    card: CardSettings | None = None
     bisect: bool = False  # narrow a fingerprinted divergence with partial reruns
     # The user's own project settings: --rebuild takes its wheelhouse and CA bundle from
     # here, never from the recorded project (whose paths would be host paths).
@@ -251,7 +252,7 @@ def reproduce(
     say(f"image {image.id[:19]} ({image.record['source']})")
     paths = {**prepared_paths(backend, record, inputs, image, options, say), **options.data_paths}
     data, verdict.data_changed = check_data(record, paths, options.allow_data_change, say)
-    inputs = dataclasses.replace(inputs, data=data, card_template=options.card_template)
+    inputs = dataclasses.replace(inputs, data=data, card=options.card)
     rerun_dir = execute(backend, inputs, image, say=say, console=console)
     _judge(backend, verdict, record, run_dir, rerun_dir, image.id)
     if options.bisect:
@@ -260,7 +261,7 @@ def reproduce(
         narrow(backend, verdict, run_dir, record, inputs, image, say=say, console=console)
     _record_verdict(run_dir, rerun_dir, verdict, current_host)
     for path in (run_dir, rerun_dir):
-        render_card_safely(path, options.card_template, say)
+        render_card_safely(path, options.card, say)
     return verdict
 
 

@@ -91,7 +91,7 @@ def resume(
     inputs = dataclasses.replace(
         inputs,
         data=data,
-        card_template=options.card_template,
+        card=options.card,
         reproduces=None,
         seed_source="resume",
         resumes={"run_id": run_id, "checkpoint": LAST, "checkpoint_hash": checkpoint},

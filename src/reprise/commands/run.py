@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from reprise.commands.build import RunImage
+from reprise.commands.card import check_template
 from reprise.commands.finish import finalize, run_lock, storage_errors
 from reprise.commands.inputs import RunInputs, code_dir, initial_record, prepare_run
 from reprise.commands.lifecycle import follow, interrupted
@@ -69,7 +70,8 @@ def execute(
     Ctrl-C at any moment after the run directory exists stops the job and records
     `interrupted`. Returns the run directory; its run.json holds the status.
     """
-    if inputs.card_template is None:
+    check_template(inputs.card)  # a broken card template fails before the job starts
+    if inputs.card is None or inputs.card.template is None:
         warm_up("model_card.md.j2")  # compiled while the container starts
     started: list[Path] = []
     try:
@@ -88,14 +90,14 @@ def execute(
             console=console,
             on_interrupt="stop",
             secrets=inputs.env.secret_values(),
-            card_template=inputs.card_template,
+            card=inputs.card,
             attached=attached,
         )
     except KeyboardInterrupt:
         if started and read_record(started[0])["status"] not in FINAL_STATES:
             with deferred_interrupt():
                 job = (read_record(started[0]).get("container") or {}).get("id")
-                interrupted(backend, started[0], job, inputs.card_template, say)
+                interrupted(backend, started[0], job, inputs.card, say)
         raise
     return run_dir
 

@@ -1,21 +1,83 @@
 """The model card: a run's record rendered through a Jinja template. Pure: the caller reads the
-run's files and writes the card (see ``commands.card``)."""
+run's files and writes the card (see ``commands.card``).
+
+The packaged template is made of blocks (``front_matter``, ``intended_use``, ``limitations``,
+``training``, ``evaluation``, ``how_to_load``, ...): a user's template ``{% extends
+"model_card.md.j2" %}`` and overrides the blocks it wants, ``{{ super() }}`` keeping reprise's
+text. The prose sections come from ``[tool.reprise.card]``; the front matter is Hugging Face's.
+"""
 
 from __future__ import annotations
 
+import re
 import shlex
+from collections.abc import Sequence
 from typing import Any
 
+from reprise.core.cardsettings import SECTIONS, CardSettings
 from reprise.core.metrics import parse_records, summarize
 from reprise.core.templating import render
 
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".bin")
+MAX_CHECKPOINTS = 8
+# The job named its files: only plain names go into the card's Markdown and Python snippet.
+_PLAIN_PATH = re.compile(r"[\w.+@=-][\w .+@=/-]{0,255}")
 
-def _duration(seconds: float | None) -> str:
+
+def format_duration(seconds: float | None) -> str:
+    """The one way a card writes a duration: ``42s``, ``5m 30s``, ``1h 02m 03s``."""
     if seconds is None:
         return "unknown duration"
-    minutes, secs = divmod(round(seconds), 60)
+    minutes, secs = divmod(max(0, round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def checkpoints(paths: Sequence[str]) -> list[str]:
+    """The files a reader would load, from the manifest's paths: checkpoints/ first."""
+    found = [
+        p for p in paths if p.lower().endswith(CHECKPOINT_SUFFIXES) and _PLAIN_PATH.fullmatch(p)
+    ]
+    found.sort(key=lambda p: (not p.startswith("checkpoints/"), p))
+    return found[:MAX_CHECKPOINTS]
+
+
+def front_matter(card: CardSettings) -> str:
+    """Hugging Face's model-card metadata, as YAML between ``---`` lines."""
+    import yaml
+
+    data: dict[str, Any] = {}
+    if card.license:
+        data["license"] = card.license
+    if card.library_name:
+        data["library_name"] = card.library_name
+    data["tags"] = list(dict.fromkeys(["reprise", *card.tags]))
+    if card.datasets:  # hub ids; the run's own datasets are in the Data section
+        data["datasets"] = list(card.datasets)
+    if card.metrics:  # ids of Hugging Face's metrics; the logged ones are in Evaluation
+        data["metrics"] = list(card.metrics)
+    return "---\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True) + "---\n"
+
+
+def sample_record() -> dict[str, Any]:
+    """A run as small as a record can be: what a card template is checked against before
+    training starts."""
+    return {
+        "run_id": "20000101-000000-00000000",
+        "experiment": "sample",
+        "project": "sample",
+        "status": "succeeded",
+        "exit_code": 0,
+        "command": ["python", "train.py"],
+        "seed": 0,
+        "threads": 1,
+        "duration_s": 1.0,
+        "config": {"hash": "sha256:" + "0" * 64},
+        "image": {"id": "sha256:" + "0" * 64},
+        "code": {"commit": "0" * 40},
+    }
 
 
 def reproduction_line(r: dict[str, Any]) -> str:
@@ -45,9 +107,17 @@ def reproduce_command(record: dict[str, Any]) -> str:
 
 
 def card_context(
-    record: dict[str, Any], *, metrics_text: str, config_text: str, plot: dict[str, Any] | None
+    record: dict[str, Any],
+    *,
+    metrics_text: str,
+    config_text: str,
+    plot: dict[str, Any] | None,
+    card: CardSettings | None = None,
+    outputs: Sequence[str] = (),
 ) -> dict[str, Any]:
+    card = card or CardSettings()
     records = parse_records(metrics_text)
+    summaries = summarize(records)
     host = record.get("host") or {}
     gpu = host.get("gpu") or {}
     image = record["image"]
@@ -65,6 +135,10 @@ def card_context(
         "reproductions": [
             {**r, "line": reproduction_line(r)} for r in record.get("reproductions") or []
         ],
+        "status": status,
+        "succeeded": status == "succeeded",
+        "reason": record.get("reason"),
+        "reproduces": record.get("reproduces"),
         "reproduce_command": reproduce_command(record),
         "command": shlex.join(record["command"]),
         "seed": record["seed"],
@@ -72,14 +146,14 @@ def card_context(
         "threads": record.get("threads"),
         "started_at": record.get("started_at") or record.get("created_at"),
         "finished_at": record.get("finished_at"),
-        "duration": _duration(record.get("duration_s")),
+        "duration": format_duration(record.get("duration_s")),
         "config_hash": record["config"]["hash"],
         "overrides": record["config"].get("overrides") or [],
         "config_yaml": config_text,
         "data": [
             {"name": name, **info} for name, info in sorted((record.get("data") or {}).items())
         ],
-        "metrics": summarize(records),
+        "metrics": summaries,
         "plot": plot,
         "image": {
             **dict.fromkeys(("base_digest", "base_image", "lock_hash", "tag", "repo_digest")),
@@ -87,7 +161,7 @@ def card_context(
             "reference": image.get("repo_digest") or image.get("tag"),
         },
         "code": {
-            **dict.fromkeys(("branch", "remote", "subdir", "patch_hash")),
+            **dict.fromkeys(("branch", "remote", "subdir", "patch_hash", "dirty")),
             **record["code"],
         },
         "runtime": {"python": runtime.get("python"), "torch": runtime.get("torch")},
@@ -101,6 +175,9 @@ def card_context(
         "outputs_count": manifest.get("files", 0),
         "manifest_algorithm": manifest.get("algorithm", "blake3"),
         "manifest_hash": manifest.get("hash"),
+        "front_matter": front_matter(card),
+        "sections": {key.replace("-", "_"): card.section(key) for key in SECTIONS},
+        "checkpoints": checkpoints(outputs),
     }
 
 
@@ -111,6 +188,15 @@ def render_card(
     metrics_text: str,
     config_text: str,
     plot: dict[str, Any] | None,
+    card: CardSettings | None = None,
+    outputs: Sequence[str] = (),
 ) -> str:
-    context = card_context(record, metrics_text=metrics_text, config_text=config_text, plot=plot)
+    context = card_context(
+        record,
+        metrics_text=metrics_text,
+        config_text=config_text,
+        plot=plot,
+        card=card,
+        outputs=outputs,
+    )
     return render(template, context)

@@ -196,3 +196,20 @@ class TargetMismatchError(RepriseError):
             hint="reproduce on a matching machine, or drop --strict to run and compare anyway",
         )
         self.differences = differences
+
+
+class CardTemplateError(RepriseError):
+    """A model card template does not compile or render; carries its path and line."""
+
+    def __init__(
+        self, message: str, *, path: str, line: int | None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.path = path
+        self.line = line
+
+
+class ExportError(RepriseError):
+    """A run could not be exported to a tracker (its library missing, the target refused)."""
+
+    exit_code = EXIT_UNAVAILABLE

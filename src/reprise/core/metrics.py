@@ -33,7 +33,7 @@ def parse_records(text: str) -> list[dict[str, Any]]:
     return records
 
 
-def _numeric(value: Any) -> float | None:
+def numeric(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
@@ -44,16 +44,26 @@ def series(records: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]
     out: dict[str, list[tuple[float, float]]] = {}
     for i, record in enumerate(records):
         x = next(
-            (_numeric(record[k]) for k in STEP_KEYS if _numeric(record.get(k)) is not None), None
+            (numeric(record[k]) for k in STEP_KEYS if numeric(record.get(k)) is not None), None
         )
         x = float(i) if x is None else x
         for key, value in record.items():
             if key in STEP_KEYS:
                 continue
-            number = _numeric(value)
+            number = numeric(value)
             if number is not None:
                 out.setdefault(key, []).append((x, number))
     return dict(sorted(out.items()))
+
+
+def step_name(records: list[dict[str, Any]]) -> str:
+    """What :func:`series` took as the x of the first record that had one: the training curves'
+    x-axis label."""
+    for record in records:
+        for key in STEP_KEYS:
+            if numeric(record.get(key)) is not None:
+                return key
+    return "record"
 
 
 def goal_of(name: str) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from reprise.core import names
+from reprise.core.cardsettings import CardSettings, parse_card
 from reprise.core.errors import InvalidNameError, ProjectError, SettingsError
 from reprise.core.manifest import MAX_VOLATILE, MAX_VOLATILE_LENGTH
 from reprise.core.workspace import PACKAGE_NAME
@@ -54,7 +55,7 @@ class Settings:
     runs_dir: Path
     threads: int | None
     data: Mapping[str, Path] = field(default_factory=dict)
-    card_template: Path | None = None
+    card: CardSettings = field(default_factory=CardSettings)
     package: str | None = None
     groups: tuple[str, ...] = ()
     default_groups: bool = True
@@ -81,6 +82,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "threads": ("REPRISE_THREADS", "int"),
     "data": ("", "data"),
     "card-template": ("REPRISE_CARD_TEMPLATE", "path"),
+    "card": ("", "card"),
     "package": ("REPRISE_PACKAGE", "package"),
     "groups": ("", "list"),
     "default-groups": ("", "bool"),
@@ -273,6 +275,8 @@ def _convert(root: Path, key: str, kind: str, value: object) -> object:
         return value
     if kind == "prepare":
         return _prepare(key, value)
+    if kind == "card":
+        return value  # parsed with card-template, below
     raise AssertionError(kind)
 
 
@@ -378,7 +382,11 @@ def load_settings(
         runs_dir=values.get("runs-dir") or root / DEFAULT_RUNS_DIR,
         threads=values.get("threads"),
         data=values.get("data") or {},
-        card_template=values.get("card-template"),
+        card=parse_card(
+            values.get("card"),
+            values.get("card-template"),
+            resolve=lambda key, value: _path(root, key, value),
+        ),
         package=values.get("package"),
         groups=values.get("groups") or (),
         default_groups=values.get("default-groups", True),

@@ -38,6 +38,8 @@ def _environment() -> jinja2.Environment:
     import jinja2
 
     env = jinja2.Environment(
+        # A user's card template may {% extends "model_card.md.j2" %} and override its blocks.
+        loader=jinja2.FileSystemLoader(_packaged_dir()),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,  # noqa: S701 - renders Dockerfiles and Markdown, not HTML
@@ -80,3 +82,22 @@ def warm_up(*names: str) -> threading.Thread:
 def render(text: str, context: dict[str, Any]) -> str:
     """Render template ``text`` with StrictUndefined: a missing variable is an error."""
     return _template(text).render(**context)
+
+
+def error_line(exc: BaseException) -> tuple[str, int | None]:
+    """Where a Jinja error happened: ("", line) in the rendered text itself, or (name, line) in
+    a packaged template it extends; (message-only) line None when Jinja does not say."""
+    import traceback
+
+    lineno = getattr(exc, "lineno", None)
+    if isinstance(lineno, int) and getattr(exc, "name", None) is None:
+        return "", lineno
+    where: tuple[str, int | None] = ("", None)
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename in ("<template>", "<unknown>"):
+            where = ("", frame.lineno)
+        elif frame.filename.endswith(".j2"):
+            where = (Path(frame.filename).name, frame.lineno)
+    if where[1] is None and isinstance(lineno, int):
+        return str(getattr(exc, "name", "") or ""), lineno
+    return where

@@ -1,23 +1,17 @@
-"""Model card (golden), metrics summaries, the PNG plot, ls and show: no engine needed."""
+"""Metrics summaries, ls and show: no engine needed (the card is in test_card.py)."""
 
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
 
 from reprise.cli import cli
-from reprise.commands.card import write_card
 from reprise.core.metrics import parse_records, summarize
-from reprise.core.plot import plot_series
 from reprise.edges.runindex import INDEX_NAME, list_runs
 from reprise.edges.runstore import write_record
-
-from ..golden import check_golden
 
 
 def _record(run_id: str, **changes: Any) -> dict[str, Any]:
@@ -113,73 +107,11 @@ def _run_dir(root: Path, run_id: str, **changes: Any) -> Path:
     return run
 
 
-def test_golden_model_card(tmp_path: Path) -> None:
-    run = _run_dir(tmp_path, "20261123-140000-00000000")
-    card = write_card(run)
-    text = card.read_text()
-    check_golden("model_card.md", text)
-    assert "reproduced bit-for-bit on NVIDIA H100 80GB HBM3, driver 550.54.15, 2026-11-30" in text
-    assert "reprise reproduce 20261123-140000-00000000 --registry 127.0.0.1:5000/team" in text
-    assert (run / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_card_without_metrics_or_reproduction(tmp_path: Path) -> None:
-    run = _run_dir(tmp_path, "20261123-140000-00000000", reproductions=[], data={})
-    (run / "logs" / "metrics.jsonl").unlink()
-    text = write_card(run).read_text()
-    assert "Not reproduced yet." in text and "No metrics were logged" in text
-    assert not (run / "training_curves.png").exists()
-
-
-def test_user_card_template(tmp_path: Path) -> None:
-    run = _run_dir(tmp_path, "20261123-140000-00000000")
-    template = tmp_path / "mine.md.j2"
-    template.write_text(
-        "{{ run_id }} by {{ command }}; best {{ metrics[0].name }}={{ metrics[0].best }}\n"
-    )
-    result = CliRunner().invoke(
-        cli,
-        [
-            "card",
-            run.name,
-            "--runs-dir",
-            str(tmp_path),
-            "--template",
-            str(template),
-            "-o",
-            str(tmp_path / "CARD.md"),
-        ],
-    )
-    assert result.exit_code == 0, result.stderr
-    assert (tmp_path / "CARD.md").read_text() == (
-        "20261123-140000-00000000 by python train.py --fast; best train_loss=0.14285714285714285\n"
-    )
-
-
 def test_metrics_summary_picks_min_for_losses_and_max_otherwise() -> None:
     summaries = {m.name: m for m in summarize(parse_records(METRICS + "not json\n"))}
     assert summaries["train_loss"].goal == "min" and summaries["train_loss"].best == 1.0 / 7
     assert summaries["val_acc"].goal == "max" and summaries["val_acc"].best == 1.0
     assert summaries["val_acc"].best_step == 5
-
-
-def test_plot_is_a_valid_deterministic_png() -> None:
-    png, legend = plot_series(
-        {"a": [(0, 1.0), (1, 0.5), (2, 0.25)], "b": [(0, 0.0), (2, 1.0)]}, width=64, height=32
-    )
-    assert (
-        png
-        == plot_series(
-            {"b": [(0, 0.0), (2, 1.0)], "a": [(0, 1.0), (1, 0.5), (2, 0.25)]}, width=64, height=32
-        )[0]
-    )
-    assert legend == {"a": "blue", "b": "orange"}
-    width, height = struct.unpack(">II", png[16:24])
-    assert (width, height) == (64, 32)
-    idat_len = struct.unpack(">I", png[33:37])[0]
-    raw = zlib.decompress(png[41 : 41 + idat_len])
-    assert len(raw) == height * (1 + width * 3)
-    assert bytes((31, 119, 180)) in raw  # the blue line was drawn
 
 
 def test_ls_newest_first_with_filters_and_json(tmp_path: Path) -> None:
