@@ -34,6 +34,7 @@ OUTPUT = f"{SLURM_DIR}/job.out"
 EXIT = f"{SLURM_DIR}/exit"  # the batch step's exit status
 RANK_LOG = "logs/rank-{rank}.log"
 RANK_RECORD = f"{keys.RUN_RUNTIME_DIR}/rank-{{rank}}.json"
+RANK_LOGS = "logs/rank-*.log"  # each rank's console: recorded, not compared (volatile)
 # The node's own values of these reach the job (interfaces for gloo and NCCL to use).
 SITE_VARIABLES = ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME")
 # NCCL settings that change results: pinned for GPU runs, and recorded.
@@ -227,3 +228,14 @@ def job_environment(environment: Mapping[str, str], options: SlurmOptions) -> di
 def env_names(environment: Mapping[str, str]) -> tuple[str, ...]:
     """The names the script passes into the container, in a stable order."""
     return tuple(sorted(environment))
+
+
+def submit_env(environ: Mapping[str, str], job_env: Mapping[str, str]) -> dict[str, str]:
+    """sbatch's environment: this one without Slurm's job variables (reprise may itself run in
+    an allocation) and the docker client's (each node uses its own engine), plus the run's."""
+    keep = {
+        k: v
+        for k, v in environ.items()
+        if not k.startswith(("SLURM_", "SBATCH_", "SRUN_", "DOCKER_")) or k == "SLURM_CONF"
+    }
+    return {**keep, **job_env}

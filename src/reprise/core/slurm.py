@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from reprise.core.errors import UsageError
+from reprise.core.errors import SettingsError, UsageError
 
 RUNTIMES = ("docker", "apptainer", "pyxis")
 MAX_NODES = 4096
@@ -96,24 +96,26 @@ def check(key: str, value: object) -> str | None:
     return f"is not a setting of [tool.reprise.slurm] (known: {', '.join(SETTING_KEYS)})"
 
 
-def options_from_table(table: object) -> tuple[SlurmOptions, str | None, str | None]:
-    """``[tool.reprise.slurm]`` as options, or (defaults, the bad key, what is wrong)."""
+def options_from_table(table: object) -> SlurmOptions:
+    """``[tool.reprise.slurm]`` as options; SettingsError naming a bad key."""
     if not isinstance(table, Mapping):
-        return SlurmOptions(), "slurm", "must be a table, e.g. [tool.reprise.slurm] nodes = 2"
+        raise SettingsError(
+            "[tool.reprise.slurm] must be a table", key="slurm", hint="e.g. nodes = 2"
+        )
     for key in table:
         problem = check(str(key), table[key])
         if problem:
-            return SlurmOptions(), f"slurm.{key}", problem
-    gpus = table.get("gpus-per-node")
-    options = SlurmOptions(
+            raise SettingsError(
+                f"[tool.reprise.slurm] {key} {problem}", key=f"slurm.{key}", value=table[key]
+            )
+    return SlurmOptions(
         nodes=table.get("nodes", 1),
-        gpus_per_node=gpus or None,
+        gpus_per_node=table.get("gpus-per-node") or None,
         partition=table.get("partition"),
         time=table.get("time"),
         account=table.get("account"),
         runtime=table.get("runtime", "docker"),
     )
-    return options, None, None
 
 
 def options_from_record(value: object) -> SlurmOptions | None:
@@ -279,6 +281,7 @@ def parse_nodes(text: str) -> list[dict[str, Any]]:
             continue
         fields = _fields(line)
         gres = [g for g in fields.get("Gres", "").split(",") if g.startswith("gpu")]
+        gpus = [gpu for g in gres for gpu in _gpus(g)]
         nodes.append(
             {
                 "name": fields.get("NodeName"),
@@ -286,11 +289,20 @@ def parse_nodes(text: str) -> list[dict[str, Any]]:
                 "cpus": _int(fields.get("CPUTot")),
                 "memory_mib": _int(fields.get("RealMemory")),
                 "gres": gres,
+                "gpus": gpus,
                 "state": fields.get("State"),
                 "partitions": fields.get("Partitions"),
             }
         )
     return nodes
+
+
+def _gpus(gres: str) -> list[dict[str, Any]]:
+    """``gpu:a100:4(S:0-1)`` (or ``gpu:4``) as four GPUs named a100."""
+    parts = gres.split("(", 1)[0].split(":")
+    count = int(parts[-1]) if parts[-1].isdigit() else 1
+    name = parts[1] if len(parts) >= 3 else "gpu"
+    return [{"name": name} for _ in range(min(count, 64))]
 
 
 def _int(value: str | None) -> int | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reprise.core.errors import UsageError
+from reprise.core.errors import SettingsError, UsageError
 from reprise.core.slurm import (
     SlurmOptions,
     options_from_record,
@@ -28,8 +28,7 @@ def _job(state: str, reason: str = "None", code: str = "0:0") -> str:
 
 
 def test_settings_table_and_flags() -> None:
-    options, key, problem = options_from_table({"nodes": 2, "partition": "cpu", "time": "1:00:00"})
-    assert (key, problem) == (None, None)
+    options = options_from_table({"nodes": 2, "partition": "cpu", "time": "1:00:00"})
     assert options.nodes == 2 and options.world_size == 2 and options.runtime == "docker"
     flagged = options.with_flags(nodes=4, gpus_per_node=8, account=None)
     assert flagged.world_size == 32 and flagged.partition == "cpu"
@@ -51,8 +50,9 @@ def test_settings_table_and_flags() -> None:
     ],
 )
 def test_bad_settings_name_their_key(table: object, key: str) -> None:
-    _, bad, problem = options_from_table(table)
-    assert bad == key and problem
+    with pytest.raises(SettingsError) as caught:
+        options_from_table(table)
+    assert caught.value.key == key
 
 
 def test_record_round_trip_and_hostile_records() -> None:
@@ -96,6 +96,7 @@ def test_sacct_and_nodes() -> None:
             "cpus": 2,
             "memory_mib": 1000,
             "gres": ["gpu:a100:4"],
+            "gpus": [{"name": "a100"}] * 4,
             "state": "IDLE",
             "partitions": "reprise",
         }
