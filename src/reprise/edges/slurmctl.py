@@ -213,7 +213,7 @@ def check_shared(
         return
     token = secrets.token_hex(16)
     marker = state / f"marker-{token}"
-    atomic_write(marker, token, durable=False)
+    atomic_write(marker, token + "\n", durable=False)
     try:
         done = on_each_node(
             ["cat", str(marker.resolve())],

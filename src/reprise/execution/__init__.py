@@ -152,3 +152,12 @@ def backend_for(record: Mapping[str, Any]) -> Backend:
             raise EngineError("the record names a remote executor without a host")
         return open_backend(Target(names.host(host, "record executor.host"), origin="record"))
     return open_backend()
+
+
+def rerun_backend(record: Mapping[str, Any], chosen: Backend, *, named: bool) -> Backend:
+    """Where a recorded run reruns: ``chosen`` (--host, --context, the settings), except that
+    a run laid out over a cluster's nodes (Slurm) goes back to its cluster unless one was named:
+    its ranks need the same layout, which one engine does not give."""
+    if not named and (record.get("executor") or {}).get("kind") == SLURM:
+        return backend_for(record)
+    return chosen

@@ -52,23 +52,6 @@ from reprise.execution.local import LocalBackend, job_mounts, working_dir
 from reprise.execution.slurmlogs import batch_exit, merged_output, node_oom
 
 JOB_PREFIX = "reprise-"
-# Filesystems every node of a cluster mounts as one: the runs directory on one of these is
-# taken as shared; on any other, each node is asked to read a marker first.
-SHARED_FS = frozenset(
-    {
-        "nfs",
-        "nfs4",
-        "lustre",
-        "gpfs",
-        "beegfs",
-        "cephfs",
-        "ceph",
-        "panfs",
-        "wekafs",
-        "fuse.glusterfs",
-    }
-)
-CHECK_WAIT_S = 120
 STOP_WAIT_S = 90.0
 POLL_S = 1.0
 # Slurm states whose job ended for a reason outside it: no exit code of the job's own.
