@@ -407,8 +407,7 @@ def reproduce_refs(
             else:
                 run_dir = find_run(runs_dir, ref)
             say(f"reproducing {run_dir.name}")
-            named = host is not None or context is not None
-            chosen = rerun_backend(read_record(run_dir), backend, named=named)
+            chosen = rerun_backend(read_record(run_dir), backend, named=bool(host or context))
             verdict = reproduce(chosen, run_dir, options, say=say)
         except RepriseError as exc:
             if not keep_going:

@@ -16,11 +16,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from reprise.core.sbatch import EXIT, OUTPUT, SLURM_DIR
-from reprise.edges.runfiles import open_regular
+from reprise.core.slurm import MAX_NODES
+from reprise.edges.runfiles import open_regular, read_regular
 
 _RANK_LOG = re.compile(r"rank-([0-9]{1,6})\.log")
 _CHUNK = 1 << 20
 MAX_PENDING = 1 << 20  # a line longer than this is passed on in pieces
+MAX_RANK_LOGS = 1024
 
 
 class _Source:
@@ -70,22 +72,38 @@ class _Source:
         self.fd = None
 
 
+_NODE_EXIT = re.compile(r"node-([0-9]{1,6})\.exit")
+_SMALL = 256  # an exit file is "STATUS OOM" or "STATUS"
+
+
+def _small(run_dir: Path, rel: str) -> str | None:
+    """A short file the batch step wrote, read without following links; None if absent,
+    planted or too long."""
+    with contextlib.suppress(OSError):
+        found = read_regular(run_dir, rel, _SMALL)
+        if found is not None and not found[1]:
+            return found[0].decode("ascii", errors="replace")
+    return None
+
+
 def node_oom(run_dir: Path) -> bool:
     """Whether a node's container was killed for memory (its part's exit file says so)."""
-    with contextlib.suppress(OSError):
-        for entry in (run_dir / SLURM_DIR).iterdir():
-            name = entry.name
-            if not (name.startswith("node-") and name.endswith(".exit") and entry.is_file()):
-                continue
-            if entry.read_text(errors="replace").split()[1:2] == ["true"]:
-                return True
+    try:
+        names = [e.name for e in (run_dir / SLURM_DIR).iterdir()]
+    except OSError:
+        return False
+    for name in sorted(n for n in names if _NODE_EXIT.fullmatch(n))[:MAX_NODES]:
+        text = _small(run_dir, f"{SLURM_DIR}/{name}")
+        if text is not None and text.split()[1:2] == ["true"]:
+            return True
     return False
 
 
 def batch_exit(run_dir: Path, default: int) -> int:
     """The batch step's exit status, as its script wrote it."""
-    with contextlib.suppress(OSError, ValueError):
-        return int((run_dir / EXIT).read_text().strip())
+    text = _small(run_dir, EXIT)
+    if text is not None and text.strip().isdigit() and len(text.strip()) <= 3:
+        return int(text.strip())
     return default
 
 
@@ -95,7 +113,8 @@ def rank_logs(run_dir: Path) -> list[int]:
         found = [p.name for p in (run_dir / "logs").iterdir()]
     except OSError:
         return []
-    return sorted(int(m.group(1)) for n in found if (m := _RANK_LOG.fullmatch(n)))
+    ranks = sorted(int(m.group(1)) for n in found if (m := _RANK_LOG.fullmatch(n)))
+    return ranks[:MAX_RANK_LOGS]  # the job may plant many: followed up to a bound
 
 
 def merged_output(

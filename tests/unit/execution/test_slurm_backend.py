@@ -1,0 +1,116 @@
+"""The Slurm backend's pure parts with no cluster: the merged output of the ranks' logs, the
+exit files the batch step writes (read as hostile input), where a rerun goes, and the flags
+of `reprise run --slurm`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from reprise.commands.slurm import SlurmRequest, slurm_target_for
+from reprise.core.errors import UsageError
+from reprise.core.settings import Settings
+from reprise.core.slurm import SlurmOptions
+from reprise.execution import Target, rerun_backend
+from reprise.execution.slurm import SlurmBackend
+from reprise.execution.slurmlogs import batch_exit, merged_output, node_oom
+
+
+def _run_dir(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    (run / "logs").mkdir(parents=True)
+    (run / "slurm").mkdir()
+    return run
+
+
+def test_ranks_logs_merge_line_by_line_with_their_rank(tmp_path: Path) -> None:
+    run = _run_dir(tmp_path)
+    (run / "slurm" / "job.out").write_text("reprise: job 7 on s[1-2]\n")
+    (run / "logs" / "rank-0.log").write_text("step 1\nstep 2\npartial")
+    (run / "logs" / "rank-1.log").write_text("step 1\n")
+    out = b"".join(merged_output(run, 2, ended=None)).decode()
+    lines = out.splitlines()
+    assert "[slurm] reprise: job 7 on s[1-2]" in lines
+    assert "[rank 0] step 2" in lines and "[rank 1] step 1" in lines
+    assert "[rank 0] partial" in lines  # the last line without its newline, at the end
+    one = b"".join(merged_output(run, 1, ended=None)).decode()
+    assert "step 2\n" in one and "[rank" not in one  # one rank: no prefixes
+
+
+def test_a_planted_rank_log_is_not_followed(tmp_path: Path) -> None:
+    run = _run_dir(tmp_path)
+    secret = tmp_path / "secret"
+    secret.write_text("do not read\n")
+    os.symlink(secret, run / "logs" / "rank-0.log")
+    (run / "logs" / "rank-1.log").write_text("ok\n")
+    out = b"".join(merged_output(run, 2, ended=None)).decode()
+    assert "do not read" not in out and "[rank 1] ok" in out
+
+
+def test_following_ends_when_the_job_has_ended_and_takes_the_rest(tmp_path: Path) -> None:
+    run = _run_dir(tmp_path)
+    calls = {"n": 0}
+
+    def ended() -> bool:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            (run / "logs" / "rank-0.log").write_text("last words\n")
+        return calls["n"] >= 2
+
+    out = b"".join(merged_output(run, 1, ended=ended, every=0.01, check_every=0.0))
+    assert out == b"last words\n"
+
+
+def test_exit_files_are_read_bounded_and_never_followed(tmp_path: Path) -> None:
+    run = _run_dir(tmp_path)
+    assert batch_exit(run, -1) == -1 and not node_oom(run)
+    (run / "slurm" / "exit").write_text("137\n")
+    (run / "slurm" / "node-1.exit").write_text("137 true\n")
+    assert batch_exit(run, -1) == 137 and node_oom(run)
+    planted = tmp_path / "planted"
+    planted.write_text("0 true\n")
+    (run / "slurm" / "exit").unlink()
+    (run / "slurm" / "node-1.exit").unlink()
+    os.symlink(planted, run / "slurm" / "exit")
+    os.symlink(planted, run / "slurm" / "node-0.exit")
+    assert batch_exit(run, -1) == -1 and not node_oom(run)
+    (run / "slurm" / "exit").unlink()
+    (run / "slurm" / "exit").write_text("9" * 10_000)
+    assert batch_exit(run, -1) == -1
+
+
+def _engine() -> Any:
+    raise AssertionError("no engine in these tests")
+
+
+def test_a_slurm_run_reruns_on_its_cluster_with_its_layout_unless_told_otherwise() -> None:
+    layout = SlurmOptions(nodes=2, gpus_per_node=4, partition="gpu")
+    record = {"executor": {"kind": "slurm", "host": "slurm://c", "slurm": layout.to_record()}}
+    chosen = SlurmBackend(_engine, SlurmOptions())
+    back = rerun_backend(record, chosen, named=False)
+    assert isinstance(back, SlurmBackend) and back.options == layout
+    assert rerun_backend(record, chosen, named=True) is chosen
+    assert rerun_backend({"executor": {"kind": "local"}}, chosen, named=False) is chosen
+    rerun = chosen.for_rerun(record["executor"])
+    assert isinstance(rerun, SlurmBackend) and rerun.options.world_size == 8
+    hostile = {"slurm": {"nodes": "2; rm -rf /", "runtime": "docker"}}
+    assert chosen.for_rerun(hostile) is chosen
+
+
+def test_run_slurm_flags() -> None:
+    settings = cast(Settings, SimpleNamespace(slurm=SlurmOptions(nodes=2, partition="cpu")))
+    target = slurm_target_for(Target(), SlurmRequest(nodes=4), settings, gpus=None, named=False)
+    assert target.slurm == SlurmOptions(nodes=4, partition="cpu")
+    with pytest.raises(UsageError, match="add --slurm"):
+        slurm_target_for(
+            Target(), SlurmRequest(nodes=4, explicit=False), settings, gpus=None, named=False
+        )
+    with pytest.raises(UsageError, match="--gpus-per-node"):
+        slurm_target_for(Target(), SlurmRequest(), settings, gpus="all", named=False)
+    with pytest.raises(UsageError, match="give one"):
+        slurm_target_for(Target("ssh://box"), SlurmRequest(), settings, gpus=None, named=True)
+    assert slurm_target_for(Target(), None, settings, gpus=None, named=False) == Target()
