@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -137,13 +138,18 @@ def _live(project: Path, cli: subprocess.Popen[str], before: set[str], marker: s
     return found
 
 
-def _start(project: Path, pause: str) -> subprocess.Popen[str]:
+def _start(project: Path, pause: str, *, restore_sigint: bool = False) -> subprocess.Popen[str]:
     args = ["run", "--slurm", "--nodes", "2", "--json", "--env", f"PAUSE={pause}"]
+
+    def default_sigint() -> None:  # pytest may run with SIGINT ignored
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     return subprocess.Popen(
         [*REPRISE, "--project", str(project), *args, "--", "python", "ddp.py"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint if restore_sigint else None,
     )
 
 
@@ -254,3 +260,29 @@ def test_a_runs_dir_not_shared_with_the_nodes_is_refused_before_submitting(
         ["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True
     ).stdout
     assert jobs_after == jobs_before
+
+
+def test_ctrl_c_cancels_the_job_and_records_interrupted(cluster: str, ddp: Path) -> None:
+    before = _runs(ddp)
+    cli = _start(ddp, "1", restore_sigint=True)
+    run_dir = _live(ddp, cli, before, "step 2 ")
+    job = read_record(run_dir)["container"]["id"]
+    cli.send_signal(signal.SIGINT)
+    _out, err = cli.communicate(timeout=300)
+    assert cli.returncode == 130, err[-2000:]
+    record = read_record(run_dir)
+    assert record["status"] == "interrupted" and "Ctrl-C" in record["reason"]
+    queued = subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True)
+    assert queued.stdout.strip() == ""  # cancelled, not left running
+
+
+def test_a_detached_run_is_followed_again_by_attach(cluster: str, ddp: Path) -> None:
+    args = ["run", "--slurm", "--nodes", "2", "--detach", "--json", "--env", "PAUSE=0.2"]
+    started = reprise(ddp, *args, "--", "python", "ddp.py")
+    assert started.returncode == 0, started.stderr[-4000:]
+    run_id = _record(started)["run_id"]
+    attached = reprise(ddp, "attach", run_id, timeout=300)
+    assert attached.returncode == 0, attached.stderr[-4000:]
+    assert "[rank 1] rank 1/2 step 30" in attached.stdout + attached.stderr
+    record = read_record(ddp / "runs" / "spiral" / run_id)
+    assert record["status"] == "succeeded" and record["manifest"]["complete"]
