@@ -276,6 +276,8 @@ class SlurmBackend(Backend):
         code = found.status_code
         if run_dir is not None and found.state not in _NOT_THE_JOBS and code < 0:
             code = batch_exit(run_dir, code)
+        if code == 0 and found.state != "COMPLETED":  # ended by Slurm (a node lost, a limit)
+            code = -1  # not the job's own exit: never read as success
         error = found.describe() if found.state in _NOT_THE_JOBS or found.signal else None
         return JobExit(code, oom, error, interrupted=found.state in INTERRUPTED)
 

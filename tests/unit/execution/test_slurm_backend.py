@@ -114,3 +114,51 @@ def test_run_slurm_flags() -> None:
     with pytest.raises(UsageError, match="give one"):
         slurm_target_for(Target("ssh://box"), SlurmRequest(), settings, gpus=None, named=True)
     assert slurm_target_for(Target(), None, settings, gpus=None, named=False) == Target()
+
+
+SCONTROL = (
+    "JobId=42 JobName=reprise-20261130-101112-1a2b3c4d UserId=root(0) JobState={state} "
+    "Reason={reason} Requeue=0 Restarts=0 BatchFlag=1 ExitCode={code} NodeList=s[1-2] "
+    "WorkDir={work} StdOut={work}/slurm/job.out Power=\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("state", "reason", "code", "status", "interrupted", "error"),
+    [
+        ("COMPLETED", "None", "0:0", 0, False, None),
+        ("FAILED", "NonZeroExitCode", "1:0", 1, False, None),
+        ("CANCELLED", "None", "0:15", 143, True, "Slurm job 42 cancelled"),
+        ("TIMEOUT", "TimeLimit", "0:0", -1, True, "stopped at its time limit"),
+        ("NODE_FAIL", "NodeDown", "0:0", -1, False, "NODE_FAIL"),
+    ],
+)
+def test_slurms_job_state_becomes_the_jobs_exit(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    state: str,
+    reason: str,
+    code: str,
+    status: int,
+    interrupted: bool,
+    error: str | None,
+) -> None:
+    from reprise.edges import slurmctl
+
+    run = _run_dir(tmp_path)
+    text = SCONTROL.format(state=state, reason=reason, code=code, work=run)
+    monkeypatch.setattr(slurmctl, "show_job", lambda job: text)
+    found = SlurmBackend(_engine).state("42")
+    assert found is not None and found.ended and found.exit is not None
+    assert found.labels["org.reprise.run-id"] == "20261130-101112-1a2b3c4d"
+    assert found.exit.status_code == status
+    assert found.exit.interrupted is interrupted
+    assert (found.exit.error is None) if error is None else (error in str(found.exit.error))
+
+
+def test_a_job_slurm_forgot_is_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reprise.edges import slurmctl
+
+    monkeypatch.setattr(slurmctl, "show_job", lambda job: None)
+    monkeypatch.setattr(slurmctl, "sacct_job", lambda job: None)
+    assert SlurmBackend(_engine).state("42") is None
