@@ -34,6 +34,8 @@ OUTPUT = f"{SLURM_DIR}/job.out"
 EXIT = f"{SLURM_DIR}/exit"  # the batch step's exit status
 RANK_LOG = "logs/rank-{rank}.log"
 RANK_RECORD = f"{keys.RUN_RUNTIME_DIR}/rank-{{rank}}.json"
+# Where images are saved beside the runs for Docker nodes that lack them (<hex>.tar).
+ARCHIVE_DIR = (".cache", "images")
 RANK_LOGS = "logs/rank-*.log"  # each rank's console: recorded, not compared (volatile)
 # The node's own values of these reach the job (interfaces for gloo and NCCL to use).
 SITE_VARIABLES = ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME")

@@ -23,6 +23,7 @@ from reprise.core import keys, names
 from reprise.core.errors import EngineError, InvalidNameError, StorageError, UsageError
 from reprise.core.progress import Say
 from reprise.core.sbatch import (
+    ARCHIVE_DIR,
     SCRIPT,
     SLURM_DIR,
     BatchJob,
@@ -144,7 +145,7 @@ class SlurmBackend(Backend):
 
     def _archive(self, image_id: str, runs_dir: Path, say: Say) -> Path:
         """The image as a docker-archive beside the runs, written once (by its id)."""
-        path = runs_dir / ".cache" / "images" / f"{names.image_id(image_id)[7:]}.tar"
+        path = runs_dir.joinpath(*ARCHIVE_DIR) / f"{names.image_id(image_id)[7:]}.tar"
         if path.is_file():
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,7 +199,7 @@ class SlurmBackend(Backend):
 
     def plan(self, spec: JobSpec) -> str:
         runs_dir = spec.run_dir.parent.parent
-        archive = runs_dir / ".cache" / "images" / f"{spec.image[7:]}.tar"
+        archive = runs_dir.joinpath(*ARCHIVE_DIR) / f"{spec.image[7:]}.tar"
         job = self.batch_job(spec, archive=archive, image_ref=self._digest_ref(spec.image))
         return render_sbatch(job, self.options)
 
