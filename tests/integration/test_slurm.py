@@ -187,6 +187,8 @@ def test_a_two_node_ddp_run_is_recorded_per_rank_and_reproduces_identical(
     assert (run_dir / "outputs" / "model.pt").is_file()
     assert (run_dir / "slurm" / "job.sbatch").is_file()
     assert "logs/rank-*.log" in record["volatile"]
+    nodes = record["runtime"]["nodes"]  # each node's own description
+    assert [n["hostname"] for n in nodes] == ["s1", "s2"] and all(n["cpu"] for n in nodes)
 
     again = reprise(ddp, "reproduce", record["run_id"], "--json", timeout=600)
     assert again.returncode == 0, again.stderr[-4000:]

@@ -205,6 +205,10 @@ def render_sbatch(job: BatchJob, options: SlurmOptions) -> str:
         "work": job.work,
         "work_target": keys.CONTAINER_WORK,
         "rendezvous": template_text("slurm/rendezvous.sbatch.j2").rstrip("\n"),
+        "node_host": render(
+            template_text("slurm/nodehost.sbatch.j2"),
+            {"run_dir": run_dir, "runtime": options.runtime, "gpus": bool(options.gpus_per_node)},
+        ).rstrip("\n"),
         "owner": job.owner,
         "network": security(options)["network"],
         "gpus": bool(options.gpus_per_node),
@@ -228,8 +232,10 @@ def job_environment(environment: Mapping[str, str], options: SlurmOptions) -> di
 
 
 def env_names(environment: Mapping[str, str]) -> tuple[str, ...]:
-    """The names the script passes into the container, in a stable order."""
-    return tuple(sorted(environment))
+    """The names the script passes into the container, in a stable order. Not the runtime
+    record's path: each rank's wrapper sets its own, and a launcher (torchrun, itself Python)
+    must write none."""
+    return tuple(sorted(k for k in environment if k != keys.ENV_RUNTIME_RECORD))
 
 
 def submit_env(environ: Mapping[str, str], job_env: Mapping[str, str]) -> dict[str, str]:

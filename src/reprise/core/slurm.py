@@ -310,3 +310,25 @@ def _int(value: str | None) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
+
+
+_HOST_KEYS = {"node": "node", "hostname": "hostname", "cpu": "cpu", "cpus": "cpu_count"}
+_HOST_KEYS.update({"memory_kib": "memory_kib", "docker": "docker_version"})
+MAX_NODE_GPUS = 64
+
+
+def parse_node_host(text: str) -> dict[str, Any]:
+    """A node's description as its part of the batch script wrote it (``key=value`` lines; the
+    node's word, bounded): hostname, CPU model and count, memory, Docker version, GPUs."""
+    host: dict[str, Any] = {"gpus": []}
+    for line in text.splitlines()[: 16 + MAX_NODE_GPUS]:
+        key, sep, value = line.partition("=")
+        value = value.strip()[:256]
+        if not sep or not value:
+            continue
+        if key == "gpu" and len(host["gpus"]) < MAX_NODE_GPUS:
+            host["gpus"].append({"name": value})
+        elif key in _HOST_KEYS:
+            numeric = key in ("node", "cpus", "memory_kib")
+            host[_HOST_KEYS[key]] = _int(value) if numeric else value
+    return host

@@ -12,6 +12,7 @@ is built here; Docker nodes load it from a docker-archive beside the runs
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import time
@@ -22,6 +23,7 @@ from typing import Any
 from reprise.core import keys, names
 from reprise.core.errors import EngineError, InvalidNameError, StorageError, UsageError
 from reprise.core.progress import Say
+from reprise.core.record import load_json
 from reprise.core.sbatch import (
     ARCHIVE_DIR,
     SCRIPT,
@@ -50,11 +52,12 @@ from reprise.edges.runfiles import read_regular
 from reprise.edges.runstore import atomic_write
 from reprise.execution.backend import Backend, JobExit, JobSpec, JobState
 from reprise.execution.local import LocalBackend, job_mounts, working_dir
-from reprise.execution.slurmlogs import batch_exit, merged_output, node_oom
+from reprise.execution.slurmlogs import batch_exit, merged_output, node_hosts, node_oom
 
 JOB_PREFIX = "reprise-"
 STOP_WAIT_S = 90.0
 POLL_S = 1.0
+RANK_LIMIT = 4 << 20  # a rank's runtime record, as a local run's
 # Slurm states whose job ended for a reason outside it: no exit code of the job's own.
 _NOT_THE_JOBS = frozenset({"NODE_FAIL", "BOOT_FAIL", "OUT_OF_MEMORY", *INTERRUPTED})
 
@@ -322,14 +325,24 @@ class SlurmBackend(Backend):
             time.sleep(POLL_S)
 
     def collect(self, job: str, run_dir: Path, say: Say) -> None:
-        """Nothing to bring back (the nodes wrote the run directory); rank 0's runtime record
-        becomes the run's, as a local run's is."""
+        """Nothing to bring back (the nodes wrote the run directory): rank 0's runtime record
+        becomes the run's, as a local run's is, with what each node said it is ("nodes")."""
         record = f"{keys.RUN_RUNTIME_DIR}/runtime.json"
         with contextlib.suppress(OSError):
-            if read_regular(run_dir, record, 1) is None:
-                found = read_regular(run_dir, f"{keys.RUN_RUNTIME_DIR}/rank-0.json", 4 << 20)
-                if found is not None and not found[1]:
-                    atomic_write(run_dir / record, found[0], durable=False)
+            if read_regular(run_dir, record, 1) is not None:
+                return
+            found = read_regular(run_dir, f"{keys.RUN_RUNTIME_DIR}/rank-0.json", RANK_LIMIT)
+            if found is None or found[1]:
+                return
+            try:
+                runtime = load_json(found[0], limit=RANK_LIMIT, what="runtime/rank-0.json")
+            except ValueError:
+                runtime = None
+            if not isinstance(runtime, dict):  # passed on as it is: finishing says what is wrong
+                atomic_write(run_dir / record, found[0], durable=False)
+                return
+            runtime["nodes"] = node_hosts(run_dir, self.options.nodes)
+            atomic_write(run_dir / record, json.dumps(runtime, indent=2), durable=False)
 
     def remove(self, job: str) -> None:
         """Nothing: each node removes its container when its part ends."""

@@ -14,9 +14,10 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from reprise.core.sbatch import EXIT, OUTPUT, SLURM_DIR
-from reprise.core.slurm import MAX_NODES
+from reprise.core.slurm import MAX_NODES, parse_node_host
 from reprise.edges.runfiles import open_regular, read_regular
 
 _RANK_LOG = re.compile(r"rank-([0-9]{1,6})\.log")
@@ -74,6 +75,7 @@ class _Source:
 
 _NODE_EXIT = re.compile(r"node-([0-9]{1,6})\.exit")
 _SMALL = 256  # an exit file is "STATUS OOM" or "STATUS"
+_HOST_LIMIT = 16 << 10
 
 
 def _small(run_dir: Path, rel: str) -> str | None:
@@ -97,6 +99,17 @@ def node_oom(run_dir: Path) -> bool:
         if text is not None and text.split()[1:2] == ["true"]:
             return True
     return False
+
+
+def node_hosts(run_dir: Path, nodes: int) -> list[dict[str, Any]]:
+    """What each node's part wrote of its node (``slurm/node-K.host``), in node order."""
+    found = []
+    for node in range(min(nodes, MAX_NODES)):
+        with contextlib.suppress(OSError):
+            text = read_regular(run_dir, f"{SLURM_DIR}/node-{node}.host", _HOST_LIMIT)
+            if text is not None and not text[1]:
+                found.append(parse_node_host(text[0].decode("utf-8", errors="replace")))
+    return found
 
 
 def batch_exit(run_dir: Path, default: int) -> int:

@@ -4,6 +4,7 @@ of `reprise run --slurm`."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,7 +15,7 @@ import pytest
 from reprise.commands.slurm import SlurmRequest, slurm_target_for
 from reprise.core.errors import UsageError
 from reprise.core.settings import Settings
-from reprise.core.slurm import SlurmOptions
+from reprise.core.slurm import SlurmOptions, parse_node_host
 from reprise.execution import Target, rerun_backend
 from reprise.execution.slurm import SlurmBackend
 from reprise.execution.slurmlogs import batch_exit, merged_output, node_oom
@@ -162,3 +163,29 @@ def test_a_job_slurm_forgot_is_gone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(slurmctl, "show_job", lambda job: None)
     monkeypatch.setattr(slurmctl, "sacct_job", lambda job: None)
     assert SlurmBackend(_engine).state("42") is None
+
+
+def test_each_nodes_word_about_itself_joins_rank_0s_runtime_record(tmp_path: Path) -> None:
+    run = _run_dir(tmp_path)
+    (run / "runtime").mkdir()
+    (run / "runtime" / "rank-0.json").write_text('{"seed": "7", "python": "3.11.7"}')
+    (run / "slurm" / "node-0.host").write_text(
+        "node=0\nhostname=s1\ncpu=AMD EPYC\ncpus=2\nmemory_kib=1000\ndocker=20.10\n"
+        "gpu=NVIDIA H100\ngpu=NVIDIA H100\nnonsense\nevil=$(rm -rf /)\n"
+    )
+    os.symlink(tmp_path / "elsewhere", run / "slurm" / "node-1.host")  # planted: skipped
+    SlurmBackend(_engine, SlurmOptions(nodes=2)).collect("42", run, lambda _: None)
+    runtime = json.loads((run / "runtime" / "runtime.json").read_text())
+    assert runtime["seed"] == "7"
+    assert runtime["nodes"] == [
+        {
+            "node": 0,
+            "hostname": "s1",
+            "cpu": "AMD EPYC",
+            "cpu_count": 2,
+            "memory_kib": 1000,
+            "docker_version": "20.10",
+            "gpus": [{"name": "NVIDIA H100"}] * 2,
+        }
+    ]
+    assert parse_node_host("gpu=x\n" * 500)["gpus"] == [{"name": "x"}] * 64
