@@ -38,6 +38,7 @@
 # (and the processes those pids started, found by parent pid), never a process name.
 # The last lines on stdout of `up` are, one per host:  NAME ssh://reprise-NAME 10.77.N.2 10.77.N.1:5000
 # Progress goes to stderr. Must run as root. A second `up` with everything running changes nothing.
+# Sourced (as docker/slurm.sh does), it only defines its functions and variables.
 set -euo pipefail
 
 BASE="${REPRISE_HOSTS_STATE:-/var/lib/reprise-hosts}"
@@ -692,4 +693,4 @@ main() {
   esac
 }
 
-main "$@"
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then main "$@"; fi

@@ -160,7 +160,7 @@ def gc(ctx: click.Context, yes: bool, as_json: bool, runs_dir: str | None) -> No
     for container in result["containers"]:
         click.echo(f"{verb} stopped container {container[:12]} (its run is finished)")
     for image in result["images"]:
-        what = "build stage" if image.get("kind") == "build stage" else "image"
+        what = image.get("kind") or "image"  # image, build stage, node archive
         tags = f" {' '.join(image['tags'])}" if image["tags"] else ""
         click.echo(f"{verb} {what} {image['id']}{tags} ({image['size']} bytes)")
     click.echo(

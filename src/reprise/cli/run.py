@@ -76,6 +76,28 @@ from reprise.core.resources import DEFAULT_PIDS_LIMIT
     help="Most processes and threads the job may have (recorded).",
 )
 @host_options
+@click.option(
+    "--slurm",
+    "on_slurm",
+    is_flag=True,
+    help="Submit to the Slurm cluster this machine's Slurm client talks to (defaults: "
+    "[tool.reprise.slurm]); the runs directory must be shared with its nodes.",
+)
+@click.option("--nodes", type=click.IntRange(1, 4096), default=None, help="Nodes (--slurm).")
+@click.option(
+    "--gpus-per-node",
+    type=click.IntRange(0, 64),
+    default=None,
+    help="GPUs and ranks per node (--slurm).",
+)
+@click.option("--partition", default=None, help="Slurm partition (--slurm).")
+@click.option("--time", "time_limit", default=None, help="Time limit, e.g. 2:00:00 (--slurm).")
+@click.option("--account", default=None, help="Slurm account (--slurm).")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the batch script, submit nothing (--slurm; the image is built or reused).",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -96,6 +118,13 @@ def run(
     pids_limit: int,
     host: str | None,
     context: str | None,
+    on_slurm: bool,
+    nodes: int | None,
+    gpus_per_node: int | None,
+    partition: str | None,
+    time_limit: str | None,
+    account: str | None,
+    dry_run: bool,
 ) -> None:
     """Run the training command in the project's image, recording everything.
 
@@ -110,8 +139,10 @@ def run(
       reprise run -- python eval.py --split test
       reprise run --detach --memory 32g --env WANDB_MODE=offline --secret HF_TOKEN
       reprise run --host ssh://me@gpu-box   # inputs streamed there, outputs back here
+      reprise run --slurm --nodes 2 --gpus-per-node 8 --partition gpu --time 4:00:00
     """
     from reprise.commands.run import launch, validate_gpus_flag
+    from reprise.commands.slurm import SlurmRequest
     from reprise.core.envvars import resolve_env
     from reprise.core.errors import UsageError
     from reprise.core.resources import validated_resources
@@ -127,7 +158,8 @@ def run(
     resources = validated_resources(
         memory=memory, shm_size=shm_size, cpus=cpus, pids_limit=pids_limit
     )
-    run_dir = launch(
+    flags = SlurmRequest(nodes, gpus_per_node, partition, time_limit, account, on_slurm)
+    result = launch(
         project_of(ctx),
         overrides=overrides,
         seed=seed,
@@ -142,7 +174,13 @@ def run(
         host=host,
         context=context,
         determinism=determinism,
+        slurm=flags if on_slurm or any(v is not None for v in flags.flags().values()) else None,
+        dry_run=dry_run,
     )
+    if isinstance(result, str):  # --dry-run: the batch script
+        click.echo(result, nl=False)
+        return
+    run_dir = result
     record = read_record(run_dir)
     if detach:
         say(f"started; follow it with: reprise attach {record['run_id']}")

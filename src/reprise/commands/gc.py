@@ -1,7 +1,10 @@
-"""`reprise gc`: remove a project's images that no run refers to."""
+"""`reprise gc`: remove a project's images that no run refers to (and the copies of them saved
+beside the runs for a Slurm cluster's nodes)."""
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -9,6 +12,7 @@ from typing import Any
 from reprise.core import keys
 from reprise.core.errors import EngineError, RepriseError
 from reprise.core.progress import Say
+from reprise.core.sbatch import ARCHIVE_DIR
 from reprise.edges.docker import Engine
 from reprise.edges.runindex import all_summaries
 from reprise.edges.runstore import read_record
@@ -39,7 +43,31 @@ def unreferenced_images(engine: Engine, runs_dir: Path, project: str) -> list[Un
         for i in engine.images_with_label(f"{keys.LABEL_PROJECT}={project}")
         if i["Id"] not in referenced
     ]
+    found += unreferenced_archives(runs_dir, referenced)
     return sorted(found, key=lambda i: (i.kind, i.id))
+
+
+_ARCHIVE = re.compile(r"([0-9a-f]{64})\.tar")
+ARCHIVE_KIND = "node archive"
+
+
+def unreferenced_archives(runs_dir: Path, referenced: set[Any]) -> list[Unreferenced]:
+    """The images saved beside the runs for a cluster's nodes (``execution.slurm``) that no run
+    records; regular files only, never followed."""
+    folder = runs_dir.joinpath(*ARCHIVE_DIR)
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        match = _ARCHIVE.fullmatch(entry.name)
+        if match is None or not entry.is_file(follow_symlinks=False):
+            continue
+        if f"sha256:{match.group(1)}" not in referenced:
+            size = entry.stat(follow_symlinks=False).st_size
+            found.append(Unreferenced(f"sha256:{match.group(1)}", [entry.path], size, ARCHIVE_KIND))
+    return found
 
 
 def stale_containers(backend: Backend) -> list[str]:
@@ -71,7 +99,9 @@ def collect(runs_dir: Path, project: str, *, remove: bool, say: Say) -> dict[str
             backend.remove(container)
     removed: list[Unreferenced] = []
     for image in unreferenced_images(engine, runs_dir, project):
-        if remove:
+        if remove and image.kind == ARCHIVE_KIND:
+            Path(image.tags[0]).unlink(missing_ok=True)
+        elif remove:
             try:
                 engine.remove_image(image.id, force=False)
             except EngineError as exc:  # in use by a container, say: report, go on

@@ -132,8 +132,15 @@ def follow(
                     continue
                 return done(*_after_engine_loss(after, memory))
             break
-    status, code, reason = outcome(result, memory)
+    status, code, reason = job_outcome(result, memory)
     return done(status, code, reason)
+
+
+def job_outcome(result: JobExit, memory: str | None) -> tuple[str, int | None, str | None]:
+    """``finish.outcome``, and `interrupted` for a job stopped from outside it (a scheduler
+    cancelled it, or its time limit came)."""
+    status, code, reason = outcome(result, memory)
+    return ("interrupted" if result.interrupted else status), code, reason
 
 
 def _after_engine_loss(
@@ -209,7 +216,7 @@ def reconcile(backend: Backend, run_dir: Path, *, say: Say = quiet) -> dict[str,
         warnings = capture(
             backend, run_dir, job, secrets_of(backend, record), Console(None, False), follow=False
         )
-    status, code, why = outcome(state.exit, (record.get("resources") or {}).get("memory"))
+    status, code, why = job_outcome(state.exit, (record.get("resources") or {}).get("memory"))
     why = why or "finished while no reprise was following it; collected afterwards"
     return finalize(
         backend, run_dir, status=status, exit_code=code, reason=why, say=say, warnings=warnings

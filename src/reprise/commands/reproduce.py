@@ -380,7 +380,7 @@ def reproduce_refs(
     verdict to ``report`` as it comes. With ``keep_going``, an error becomes that run's
     `error` verdict and the next one goes on."""
     from reprise.edges.runstore import find_run
-    from reprise.execution import open_backend, resolve_target
+    from reprise.execution import open_backend, rerun_backend, resolve_target
 
     setting = options.settings.host if options.settings else None
     backend = open_backend(resolve_target(host=host, context=context, setting=setting))
@@ -397,7 +397,8 @@ def reproduce_refs(
             else:
                 run_dir = find_run(runs_dir, ref)
             say(f"reproducing {run_dir.name}")
-            verdict = reproduce(backend, run_dir, options, say=say)
+            chosen = rerun_backend(read_record(run_dir), backend, named=bool(host or context))
+            verdict = reproduce(chosen, run_dir, options, say=say)
         except RepriseError as exc:
             if not keep_going:
                 raise

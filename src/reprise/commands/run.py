@@ -4,12 +4,13 @@ finish the record (status, exit code, manifest) whatever happens, Ctrl-C include
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from reprise.commands.build import RunImage
 from reprise.commands.card import check_template
@@ -28,6 +29,9 @@ from reprise.edges.git import export_code
 from reprise.edges.project import Project
 from reprise.edges.runstore import create_run_dir, read_record, utc_now, write_record
 from reprise.execution.backend import Backend, DataInput, JobSpec
+
+if TYPE_CHECKING:
+    from reprise.commands.slurm import SlurmRequest
 
 
 def _container_user() -> tuple[str, int, int]:
@@ -73,6 +77,8 @@ def execute(
     check_template(inputs.card)  # a broken card template fails before the job starts
     if inputs.card is None or inputs.card.template is None:
         warm_up("model_card.md.j2")  # compiled while the container starts
+    if inputs.reproduces is not None:  # e.g. a Slurm job's layout, as the original's
+        backend = backend.for_rerun(_recorded_executor(inputs))
     started: list[Path] = []
     try:
         with deferred_interrupt() as pending:
@@ -100,6 +106,14 @@ def execute(
                 interrupted(backend, started[0], job, inputs.card, say)
         raise
     return run_dir
+
+
+def _recorded_executor(inputs: RunInputs) -> dict[str, Any]:
+    """Where the run this one reproduces executed (its record's ``executor``), if it is here."""
+    original = inputs.runs_dir / inputs.experiment / str(inputs.reproduces)
+    with contextlib.suppress(RepriseError, OSError):
+        return dict(read_record(original).get("executor") or {})
+    return {}
 
 
 def prepare_writable(run_dir: Path, uid: int, gid: int) -> None:
@@ -303,17 +317,27 @@ def launch(
     host: str | None = None,
     context: str | None = None,
     determinism: str | None = None,
-) -> Path:
+    slurm: SlurmRequest | None = None,
+    dry_run: bool = False,
+) -> Path | str:
     """`reprise run`: check every input, connect to where runs execute (``host`` or
-    ``context``, else the settings and the docker environment), build (or reuse) the image
-    here, and (unless ``detach``) follow the job to the end. Returns the run directory."""
+    ``context``, else the settings and the docker environment; ``slurm``: a Slurm cluster),
+    build (or reuse) the image here, and (unless ``detach``) follow the job to the end.
+    Returns the run directory; with ``dry_run``, the batch script it would submit."""
     from reprise.commands.build import build, run_image
     from reprise.commands.prepare import with_prepared
+    from reprise.commands.slurm import slurm_target_for
+    from reprise.core.sbatch import RANK_LOGS
     from reprise.edges.docker import Engine
     from reprise.edges.project import read_lock
-    from reprise.execution import open_backend, resolve_target
+    from reprise.execution import Target, is_slurm, open_backend, resolve_target
 
     target = resolve_target(host=host, context=context, setting=project.settings.host)
+    named = host is not None or context is not None
+    target = slurm_target_for(target, slurm, project.settings, gpus=gpus, named=named)
+    on_slurm = is_slurm(target.host)
+    if dry_run and not on_slurm:
+        raise UsageError("--dry-run prints the batch script of a run on Slurm: add --slurm")
     lock = read_lock(project)
     inputs = prepare_run(
         project,
@@ -328,10 +352,30 @@ def launch(
         lock=lock,
         determinism=determinism,
     )
+    if on_slurm:  # GPUs are per node; each rank's log is its console: kept, not compared
+        per_node = target.slurm.gpus_per_node
+        volatile = (*inputs.volatile, RANK_LOGS)
+        inputs = dataclasses.replace(
+            inputs, gpus=str(per_node) if per_node else None, volatile=volatile
+        )
     remote = open_backend(target) if target.remote else None  # fails before any build
     engine = Engine.from_env()
     image = run_image(build(project, engine, say, lock=lock))
     backend = remote or open_backend(target, engine=engine if target.host is None else None)
+    if dry_run:
+        return plan(backend, inputs, image)
     s = project.settings
-    inputs = with_prepared(backend, inputs, image, s.prepare, ca_bundle=s.ca_bundle, say=say)
+    # A prepare step (with network) runs on this machine's engine when runs go to Slurm.
+    preparing = open_backend(Target(), engine=engine) if on_slurm else backend
+    inputs = with_prepared(preparing, inputs, image, s.prepare, ca_bundle=s.ca_bundle, say=say)
     return execute(backend, inputs, image, say=say, detach=detach)
+
+
+def plan(backend: Backend, inputs: RunInputs, image: RunImage) -> str:
+    """What ``start`` would give the backend, as text; nothing is made or submitted."""
+    run_id = names.new_run_id()
+    record = initial_record(inputs, image, run_id)
+    user = _container_user()[0]
+    run_dir = (inputs.runs_dir / inputs.experiment / run_id).resolve()
+    code_path = code_dir(inputs.runs_dir, inputs.code).resolve()
+    return backend.plan(job_spec(inputs, image, run_dir, code_path, record, user))

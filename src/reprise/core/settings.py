@@ -18,6 +18,7 @@ from reprise.core import names
 from reprise.core.cardsettings import CardSettings, parse_card
 from reprise.core.errors import InvalidNameError, ProjectError, SettingsError
 from reprise.core.manifest import MAX_VOLATILE, MAX_VOLATILE_LENGTH
+from reprise.core.slurm import SlurmOptions, options_from_table
 from reprise.core.workspace import PACKAGE_NAME
 
 DEFAULT_BASE_IMAGE = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
@@ -66,6 +67,7 @@ class Settings:
     host: str | None = None  # where runs execute; None: DOCKER_HOST or the current context
     determinism: str = "strict"
     fingerprint_every: int | None = DEFAULT_FINGERPRINT_EVERY  # None: off
+    slurm: SlurmOptions | None = None  # [tool.reprise.slurm]: runs on Slurm (--slurm)
 
 
 # key -> (environment variable, kind)
@@ -93,6 +95,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "host": ("REPRISE_HOST", "host"),
     "determinism": ("REPRISE_DETERMINISM", "determinism"),
     "fingerprint-every": ("REPRISE_FINGERPRINT_EVERY", "fingerprint"),
+    "slurm": ("", "slurm"),
 }
 
 
@@ -258,8 +261,10 @@ def _convert(root: Path, key: str, kind: str, value: object) -> object:
                 value=value,
             )
         return every
+    if kind == "slurm":
+        return options_from_table(value)
     if kind == "host":
-        if value == "local":
+        if value in ("local", "slurm"):
             return value
         try:
             return names.host(value, f"[tool.reprise] {key}")
@@ -397,4 +402,5 @@ def load_settings(
         host=values.get("host"),
         determinism=values.get("determinism", "strict"),
         fingerprint_every=values.get("fingerprint-every", DEFAULT_FINGERPRINT_EVERY) or None,
+        slurm=values.get("slurm"),
     )

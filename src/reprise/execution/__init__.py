@@ -6,7 +6,8 @@ backend it has; this module only picks one.
 Which engine runs a job, first that is set: ``--host``, ``--context``, ``host`` in
 ``[tool.reprise]`` (or ``REPRISE_HOST``), ``DOCKER_HOST``, ``DOCKER_CONTEXT``, the Docker CLI's
 current context. A ``unix://`` socket (or none) is this machine's engine; anything else
-(``ssh://``, ``tcp://``) is a remote one.
+(``ssh://``, ``tcp://``) is a remote one; ``slurm`` (or ``slurm://CLUSTER``) is the Slurm
+cluster this machine's Slurm client talks to (``reprise run --slurm``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Target:
     host: str | None = None
     tls: Any = None
     origin: str = "default"
+    slurm: Any = None  # a Slurm target's SlurmOptions (None: the defaults, or a rerun's record's)
 
     @property
     def remote(self) -> bool:
@@ -67,6 +69,10 @@ def resolve_target(
     env = os.environ if environ is None else environ
     if host is not None and context is not None:
         raise UsageError("--host and --context name the engine twice: give one")
+    if is_slurm(host):
+        return slurm_target(None, "--host")
+    if host is None and context is None and is_slurm(setting):
+        return slurm_target(None, "host setting")
     try:
         if host is not None:
             return Target(None if host == "local" else names.host(host, "--host"), origin="--host")
@@ -89,6 +95,26 @@ def resolve_target(
     return Target()
 
 
+# --- Slurm (execution/slurm.py) ----------------------------------------------------------
+SLURM = "slurm"
+
+
+def is_slurm(host: str | None) -> bool:
+    return host is not None and (host == SLURM or host.startswith(f"{SLURM}://"))
+
+
+def slurm_target(options: Any, origin: str = "--slurm") -> Target:
+    return Target(SLURM, origin=origin, slurm=options)
+
+
+def _open_slurm(options: Any, environ: Mapping[str, str] | None, engine: Engine | None) -> Backend:
+    from reprise.edges.docker import Engine
+    from reprise.execution.slurm import SlurmBackend
+
+    return SlurmBackend(lambda: engine or Engine.from_env(environ), options)
+
+
+# -------------------------------------------------------------------------------------------
 def open_backend(
     target: Target | None = None,
     environ: Mapping[str, str] | None = None,
@@ -99,6 +125,8 @@ def open_backend(
     from reprise.edges.docker import Engine
     from reprise.execution.local import LocalBackend
 
+    if target is not None and is_slurm(target.host):
+        return _open_slurm(target.slurm, environ, engine)
     if target is None or target.host is None:
         return LocalBackend(engine or Engine.from_env(environ))
     if not target.remote:
@@ -114,9 +142,22 @@ def open_backend(
 def backend_for(record: Mapping[str, Any]) -> Backend:
     """The backend a recorded run executed on (runs recorded before remote hosts: local)."""
     executor = record.get("executor") or {}
+    if executor.get("kind") == SLURM:
+        from reprise.core.slurm import options_from_record
+
+        return _open_slurm(options_from_record(executor.get("slurm")), None, None)
     if executor.get("kind") == "remote":
         host = executor.get("host")
         if not isinstance(host, str):
             raise EngineError("the record names a remote executor without a host")
         return open_backend(Target(names.host(host, "record executor.host"), origin="record"))
     return open_backend()
+
+
+def rerun_backend(record: Mapping[str, Any], chosen: Backend, *, named: bool) -> Backend:
+    """Where a recorded run reruns: ``chosen`` (--host, --context, the settings), except that
+    a run laid out over a cluster's nodes (Slurm) goes back to its cluster unless one was named:
+    its ranks need the same layout, which one engine does not give."""
+    if not named and (record.get("executor") or {}).get("kind") == SLURM:
+        return backend_for(record)
+    return chosen

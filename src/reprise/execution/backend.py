@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reprise.core.errors import UsageError
 from reprise.core.progress import Say
 from reprise.core.resources import Resources
 
@@ -65,6 +66,7 @@ class JobExit:
     status_code: int
     oom_killed: bool = False
     error: str | None = None
+    interrupted: bool = False  # ended from outside the job (a scheduler cancelled it)
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,18 @@ class Backend(ABC):
     @abstractmethod
     def executor(self) -> dict[str, Any]:
         """Where jobs run, for the record: ``kind`` (local, remote) and ``host``."""
+
+    def for_rerun(self, executor: Mapping[str, Any]) -> Backend:
+        """This backend set up as a recorded run's ``executor`` was, for its rerun (a Slurm
+        job's layout); most backends need nothing."""
+        return self
+
+    def plan(self, spec: JobSpec) -> str:
+        """What would be submitted for ``spec``, as text (``--dry-run``)."""
+        raise UsageError(
+            "--dry-run prints the batch script of a run on Slurm: it goes with --slurm",
+            hint="for the image, reprise build --dry-run prints its Dockerfile",
+        )
 
     @abstractmethod
     def describe_host(self, image: str | None = None) -> dict[str, Any]:

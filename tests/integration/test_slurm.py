@@ -1,0 +1,290 @@
+"""Runs on a Slurm cluster, for real: docker/slurm.sh makes one on this machine (slurmctld here,
+two nodes s1 and s2, each a network namespace with its own slurmd and dockerd; the runs
+directory is the same file system on every node). Brought up once per session, torn down at
+its end. The job is a 2-node, 2-rank CPU DDP training (gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reprise.commands import build as builder
+from reprise.core import keys
+from reprise.edges.docker import Engine
+from reprise.edges.runstore import read_record
+
+from ..projects import commit_all, copy_example, init_repo
+from .test_reliability import REPRISE, _wait_for, reprise
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+NODES = ("s1", "s2")
+HOSTS_STATE = Path(os.environ.get("REPRISE_HOSTS_STATE", "/var/lib/reprise-hosts"))
+DDP = '''\
+"""Two-process CPU DDP (gloo): each rank trains on its own shard; the weights must agree."""
+import os, time
+import torch
+import torch.distributed as dist
+from reprise_runtime import outputs_dir
+
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+ddp = torch.nn.parallel.DistributedDataParallel(model)
+opt = torch.optim.SGD(ddp.parameters(), lr=0.1)
+g = torch.Generator().manual_seed(1000 + rank)
+x = torch.randn(256, 8, generator=g); y = (x.sum(1) > 0).long()
+pause = float(os.environ.get("PAUSE", "0"))
+for step in range(1, 31):
+    loss = torch.nn.functional.cross_entropy(ddp(x), y)
+    opt.zero_grad(); loss.backward(); opt.step()
+    print(f"rank {rank}/{world} step {step} loss {loss.item():.6f}", flush=True)
+    time.sleep(pause)
+flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+gathered = [torch.zeros_like(flat) for _ in range(world)]
+dist.all_gather(gathered, flat)
+assert all(torch.equal(gathered[0], t) for t in gathered), "ranks disagree"
+if rank == 0:
+    outputs_dir().mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), outputs_dir() / "model.pt")
+    print("weights equal on all ranks", flush=True)
+dist.destroy_process_group()
+'''
+
+
+def _slurm(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(ROOT / "docker" / "slurm.sh"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def cluster(engine: Engine) -> Iterator[str]:
+    """The cluster, up (its SLURM_CONF exported for reprise and the tests); down at the end."""
+    if os.getuid() != 0 and not os.environ.get("REPRISE_REQUIRE_ENGINE"):
+        pytest.skip("the test cluster needs root (network namespaces)")
+    up = _slurm("up", *NODES)
+    assert up.returncode == 0, up.stderr[-4000:]
+    conf = up.stdout.strip().splitlines()[-1].split("=", 1)[1]
+    before = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = conf
+    yield conf
+    try:
+        for node in NODES:  # every test's containers are gone from the nodes
+            sock = HOSTS_STATE / node / "docker.sock"
+            if sock.exists():
+                left = Engine.connect(f"unix://{sock}").containers_with_label(keys.LABEL_RUN_DIR)
+                assert left == [], f"containers left behind on {node}"
+    finally:
+        if before is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = before
+        down = _slurm("down", *NODES)
+        assert down.returncode == 0, down.stderr[-4000:]
+
+
+@pytest.fixture(scope="module")
+def ddp(tmp_path_factory: pytest.TempPathFactory, engine: Engine, base_image: str) -> Path:
+    """The example project with a DDP script, its image built (shared with the example's)."""
+    from reprise.edges.project import load_project
+
+    root = copy_example(tmp_path_factory.mktemp("slurm") / "spiral")
+    init_repo(root)
+    (root / "ddp.py").write_text(DDP)
+    commit_all(root, "ddp")
+    builder.build(load_project(root), engine, lambda _: None)
+    return root
+
+
+def _record(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert "Traceback" not in result.stderr, result.stderr[-4000:]
+    return dict(json.loads(result.stdout))
+
+
+def _runs(project: Path) -> set[str]:
+    runs = project / "runs" / "spiral"
+    return (
+        {p.name for p in runs.iterdir() if not p.name.startswith(".")} if runs.is_dir() else set()
+    )
+
+
+def _live(project: Path, cli: subprocess.Popen[str], before: set[str], marker: str) -> Path:
+    """The run directory of the run ``cli`` started, once its merged log holds ``marker``."""
+
+    def started() -> Path | None:
+        assert cli.poll() is None, cli.communicate()[1][-4000:]
+        for name in sorted(_runs(project) - before):
+            run_dir = project / "runs" / "spiral" / name
+            log = run_dir / "logs" / "run.log"
+            if log.is_file() and marker in log.read_text(errors="replace"):
+                return run_dir
+        return None
+
+    found: Path = _wait_for(started, timeout=300, what=f"{marker!r} in the run's log")
+    return found
+
+
+def _start(project: Path, pause: str, *, restore_sigint: bool = False) -> subprocess.Popen[str]:
+    args = ["run", "--slurm", "--nodes", "2", "--json", "--env", f"PAUSE={pause}"]
+
+    def default_sigint() -> None:  # pytest may run with SIGINT ignored
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    return subprocess.Popen(
+        [*REPRISE, "--project", str(project), *args, "--", "python", "ddp.py"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint if restore_sigint else None,
+    )
+
+
+def test_dry_run_prints_the_batch_script_and_submits_nothing(cluster: str, ddp: Path) -> None:
+    result = reprise(ddp, "run", "--slurm", "--nodes", "2", "--dry-run", "--", "python", "ddp.py")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("#!/bin/bash\n")
+    assert "#SBATCH --nodes=2" in result.stdout and "torchrun --nnodes" in result.stdout
+    assert _runs(ddp) == set()
+    refused = reprise(ddp, "run", "--dry-run")
+    assert refused.returncode == 2 and "add --slurm" in refused.stderr
+
+
+def test_a_two_node_ddp_run_is_recorded_per_rank_and_reproduces_identical(
+    cluster: str, ddp: Path
+) -> None:
+    started = time.monotonic()
+    result = reprise(ddp, "run", "--slurm", "--nodes", "2", "--json", "--", "python", "ddp.py")
+    assert result.returncode == 0, result.stderr[-4000:]
+    took = time.monotonic() - started
+    record = _record(result)
+    assert record["status"] == "succeeded", (record.get("reason"), took)
+    assert record["executor"]["kind"] == "slurm"
+    assert record["executor"]["slurm"]["nodes"] == 2
+    assert record["executor"]["slurm"]["world_size"] == 2
+    assert record["container"]["security"]["network"] == "host"  # the cluster's network
+    run_dir = ddp / "runs" / "spiral" / record["run_id"]
+    for rank in (0, 1):
+        assert f"rank {rank}/2 step 30" in (run_dir / "logs" / f"rank-{rank}.log").read_text()
+        rank_record = json.loads((run_dir / "runtime" / f"rank-{rank}.json").read_text())
+        assert rank_record["seed"] == str(record["seed"])  # seeded in every process
+    merged = (run_dir / "logs" / "run.log").read_text()
+    assert "[rank 0] rank 0/2 step 30" in merged and "[rank 1] rank 1/2 step 30" in merged
+    assert "weights equal on all ranks" in merged
+    assert (run_dir / "outputs" / "model.pt").is_file()
+    assert (run_dir / "slurm" / "job.sbatch").is_file()
+    assert "logs/rank-*.log" in record["volatile"]
+    nodes = record["runtime"]["nodes"]  # each node's own description
+    assert [n["hostname"] for n in nodes] == ["s1", "s2"] and all(n["cpu"] for n in nodes)
+
+    again = reprise(ddp, "reproduce", record["run_id"], "--json", timeout=600)
+    assert again.returncode == 0, again.stderr[-4000:]
+    verdict = _record(again)
+    assert verdict["verdict"] == "identical", verdict
+    rerun = read_record(Path(verdict["rerun_dir"]))
+    assert rerun["executor"]["slurm"] == record["executor"]["slurm"]
+
+
+def test_scancel_mid_run_is_interrupted_with_slurms_reason(cluster: str, ddp: Path) -> None:
+    before = _runs(ddp)
+    cli = _start(ddp, "1")
+    run_dir = _live(ddp, cli, before, "step 3 ")
+    job = read_record(run_dir)["container"]["id"]
+    subprocess.run(["scancel", job], check=True, timeout=60)
+    _out, err = cli.communicate(timeout=300)
+    assert "Traceback (most recent call last)" not in err.split("[slurm]")[0]
+    record = read_record(run_dir)
+    assert record["status"] == "interrupted", (record.get("reason"), err[-2000:])
+    assert f"Slurm job {job} cancelled" in record["reason"]
+    assert cli.returncode != 0
+
+
+def test_a_node_whose_slurmd_dies_mid_run_fails_with_the_reason(cluster: str, ddp: Path) -> None:
+    before = _runs(ddp)
+    cli = _start(ddp, "3")
+    run_dir = _live(ddp, cli, before, "step 2 ")
+    try:
+        stopped = _slurm("slurmd-stop", "--kill", "s2", timeout=120)
+        assert stopped.returncode == 0, stopped.stderr
+        _out, err = cli.communicate(timeout=300)
+        record = read_record(run_dir)
+        assert record["status"] == "failed", (record.get("reason"), err[-2000:])
+        assert "NODE_FAIL" in record["reason"]
+        assert cli.returncode not in (0, None)
+    finally:
+        up = _slurm("up", *NODES)  # s2 back: its slurmd ends what was left of the job there
+        assert up.returncode == 0, up.stderr[-4000:]
+    sock = HOSTS_STATE / "s2" / "docker.sock"
+    node = Engine.connect(f"unix://{sock}")
+    _wait_for(
+        lambda: node.containers_with_label(keys.LABEL_RUN_DIR) == [],
+        timeout=120,
+        what="the job's container on s2 to go",
+    )
+
+
+def test_a_runs_dir_not_shared_with_the_nodes_is_refused_before_submitting(
+    cluster: str, ddp: Path, tmp_path: Path
+) -> None:
+    """The runs directory on a tmpfs mounted in reprise's own mount namespace only: the nodes
+    see an empty folder there."""
+    private = tmp_path / "private"
+    private.mkdir()
+    runs = private / "runs"
+    script = (
+        f"mount -t tmpfs none {private} && "
+        f"REPRISE_RUNS_DIR={runs} exec {' '.join(REPRISE)} --project {ddp} "
+        "run --slurm --nodes 2 -- python ddp.py"
+    )
+    jobs_before = subprocess.run(
+        ["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True
+    ).stdout
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 3, done.stderr  # StorageError
+    assert "is not shared with the cluster's nodes" in done.stderr
+    assert "Traceback" not in done.stderr
+    jobs_after = subprocess.run(
+        ["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True
+    ).stdout
+    assert jobs_after == jobs_before
+
+
+def test_ctrl_c_cancels_the_job_and_records_interrupted(cluster: str, ddp: Path) -> None:
+    before = _runs(ddp)
+    cli = _start(ddp, "1", restore_sigint=True)
+    run_dir = _live(ddp, cli, before, "step 2 ")
+    job = read_record(run_dir)["container"]["id"]
+    cli.send_signal(signal.SIGINT)
+    _out, err = cli.communicate(timeout=300)
+    assert cli.returncode == 130, err[-2000:]
+    record = read_record(run_dir)
+    assert record["status"] == "interrupted" and "Ctrl-C" in record["reason"]
+    queued = subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True)
+    assert queued.stdout.strip() == ""  # cancelled, not left running
+
+
+def test_a_detached_run_is_followed_again_by_attach(cluster: str, ddp: Path) -> None:
+    args = ["run", "--slurm", "--nodes", "2", "--detach", "--json", "--env", "PAUSE=0.2"]
+    started = reprise(ddp, *args, "--", "python", "ddp.py")
+    assert started.returncode == 0, started.stderr[-4000:]
+    run_id = _record(started)["run_id"]
+    attached = reprise(ddp, "attach", run_id, timeout=300)
+    assert attached.returncode == 0, attached.stderr[-4000:]
+    assert "[rank 1] rank 1/2 step 30" in attached.stdout + attached.stderr
+    record = read_record(ddp / "runs" / "spiral" / run_id)
+    assert record["status"] == "succeeded" and record["manifest"]["complete"]
