@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv" / "bin"
@@ -123,16 +124,20 @@ def _tiny(work: Path) -> Path:
     return root
 
 
+def _built(root: Path) -> dict[str, Any]:
+    """`reprise build --json` of the project (reused when built): its image's tag and id."""
+    out = subprocess.run(
+        [*REPRISE, "--project", str(root), "build", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return dict(json.loads(out))
+
+
 def fig_warm_run(reps: int, work: Path) -> list[Figure]:
     root = _tiny(work)
-    image = json.loads(
-        subprocess.run(
-            [*REPRISE, "--project", str(root), "build", "--json"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )["tag"]
+    image = _built(root)["tag"]
     ours, base = alternate(
         lambda: run([*REPRISE, "--project", str(root), "run", "--", "true"]),
         lambda: run(["docker", "run", "--rm", "--network", "none", image, "true"]),
@@ -675,14 +680,7 @@ def fig_remote(reps: int, work: Path) -> list[Figure]:
     url = _testhost("h1")
     host = url.removeprefix("ssh://")
     root = _tiny(work)
-    image_id = json.loads(
-        subprocess.run(
-            [*REPRISE, "--project", str(root), "build", "--json"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )["id"]
+    image_id = _built(root)["id"]
     remote_run = [*REPRISE, "--project", str(root), "run", "--host", url]
     run([*remote_run, "--", "true"])  # the image reaches the host once
     ours, base = alternate(
