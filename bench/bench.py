@@ -534,13 +534,7 @@ def fig_fingerprint(reps: int, work: Path) -> list[Figure]:
     step, in the example's image: per-step time with the hook against without."""
     root = copy_example(work / "spiral")
     init_repo(root)
-    built = subprocess.run(
-        [*REPRISE, "--project", str(root), "build", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    image = json.loads(built)["id"]
+    image = _built(root)["id"]
     out = subprocess.run(
         [
             "docker",
@@ -576,14 +570,8 @@ def _layers(root: Path) -> tuple[str, list[dict[str, object]], float]:
     from reprise.commands.layercache import load_layers
 
     start = time.perf_counter()
-    out = subprocess.run(
-        [*REPRISE, "--project", str(root), "build", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    image = _built(root)
     seconds = time.perf_counter() - start
-    image = json.loads(out)
     return image["tag"], load_layers(image["id"]) or [], seconds
 
 
