@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from reprise.core import keys
-from reprise.core.card import render_card, sample_record
+from reprise.core.card import plain_name, render_card, sample_record
 from reprise.core.cardsettings import CardSettings
 from reprise.core.errors import CardTemplateError, RepriseError
 from reprise.core.metrics import parse_records, series, step_name
@@ -106,12 +106,15 @@ def _plot(out_dir: Path, metrics: str) -> dict[str, Any] | None:
     if figure is None:
         return None
     atomic_write(out_dir / keys.RUN_PLOT, figure.png, durable=False)
-    panels = [f"{p.family} ({', '.join(p.names)})" for p in figure.panels]
+    panels = [
+        f"{plain_name(p.family)} ({', '.join(plain_name(n) for n in p.names)})"
+        for p in figure.panels
+    ]
     return {
         "file": keys.RUN_PLOT,
         "alt": "Training curves: " + "; ".join(panels),
         "panels": panels,
-        "omitted": list(figure.omitted),
+        "omitted": [plain_name(n) for n in figure.omitted],
     }
 
 

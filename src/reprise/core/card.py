@@ -9,6 +9,7 @@ text. The prose sections come from ``[tool.reprise.card]``; the front matter is 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 from collections.abc import Sequence
@@ -97,6 +98,16 @@ def reproduction_line(r: dict[str, Any]) -> str:
     return f"{r.get('verdict')}: rerun on {where}, {day} (run {r['run_id']}) did not match"
 
 
+_NOT_PLAIN = re.compile(r"[^A-Za-z0-9 _\-./@%+:=]")
+MAX_NAME = 80
+
+
+def plain_name(name: str) -> str:
+    """A metric name as the card shows it: the job chose it, so no Markdown or HTML it could
+    use (``|``, brackets, backticks, ``<``, newlines) reaches the card; bounded."""
+    return _NOT_PLAIN.sub("_", name)[:MAX_NAME] or "_"
+
+
 def reproduce_command(record: dict[str, Any]) -> str:
     parts = ["reprise", "reproduce", record["run_id"]]
     repo_digest = record["image"].get("repo_digest")
@@ -117,7 +128,7 @@ def card_context(
 ) -> dict[str, Any]:
     card = card or CardSettings()
     records = parse_records(metrics_text)
-    summaries = summarize(records)
+    summaries = [dataclasses.replace(m, name=plain_name(m.name)) for m in summarize(records)]
     host = record.get("host") or {}
     gpu = host.get("gpu") or {}
     image = record["image"]

@@ -26,7 +26,7 @@ def parse_records(text: str) -> list[dict[str, Any]]:
     for line in text.splitlines():
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # the job wrote it: any line, however nested
             continue
         if isinstance(record, dict):
             records.append(record)
@@ -34,9 +34,14 @@ def parse_records(text: str) -> list[dict[str, Any]]:
 
 
 def numeric(value: Any) -> float | None:
+    """A finite float, or None (not a number, or an integer too large for a float)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) if math.isfinite(value) else None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def series(records: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:

@@ -64,8 +64,11 @@ class Export:
 
 
 def clean_key(key: str) -> str:
-    """A name every tracker accepts: letters, digits, ``_ - . /`` and spaces, bounded."""
-    return _KEY_CHARS.sub("_", key)[:MAX_KEY] or "_"
+    """A name every tracker accepts: letters, digits, ``_ - . /`` and spaces, bounded, as a
+    normalised relative path (MLflow refuses ``val/``, ``a//b`` and ``./x``)."""
+    name = _KEY_CHARS.sub("_", key)[:MAX_KEY]
+    name = "/".join(part for part in name.split("/") if part not in ("", ".", ".."))
+    return name.lstrip(".") or "_"
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -137,12 +140,12 @@ def _metrics(records: list[dict[str, Any]], notes: list[str]) -> dict[str, list[
             name = clean_key(key)
             if name not in out and len(out) >= MAX_METRIC_NAMES:
                 continue
-            points = out.setdefault(name, [])
-            if points and step <= points[-1][0]:
-                continue
             if total >= MAX_POINTS:
                 notes.append(f"metric points past the first {MAX_POINTS} were not exported")
                 return out
+            points = out.setdefault(name, [])
+            if points and step <= points[-1][0]:
+                continue
             points.append((step, number))
             total += 1
     return out

@@ -68,6 +68,12 @@ class Engine(ImageOps):
 
                 dial = SshDial(host)  # one SSH connection for every request
                 client = docker.DockerClient(base_url=dial.url, timeout=120)
+                try:
+                    version = str(client.version().get("Version", "unknown"))
+                except BaseException:
+                    dial.close()
+                    raise
+                return cls(client, version=version)
             elif host.startswith("tcp://") and tls is None and os.environ.get("DOCKER_TLS_VERIFY"):
                 client = docker.from_env(environment={**os.environ, "DOCKER_HOST": host})
             else:

@@ -16,10 +16,12 @@ import atexit
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -84,7 +86,9 @@ class SshDial:
                 ["ssh", *self._options, *self._target, "docker", "system", "dial-stdio"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                start_new_session=True,  # Ctrl-C is reprise's to handle, not ssh's
+                # On the terminal (it may ask for a passphrase or a host key), but Ctrl-C is
+                # reprise's to handle (it stops the job through this very connection).
+                preexec_fn=_ignore_sigint,  # as the Docker SDK does
             )
         except OSError:
             return None
@@ -107,6 +111,11 @@ class SshDial:
         return proc
 
     def _refill(self) -> None:
+        # Only once the shared connection is up: a second ssh started meanwhile would log in
+        # on its own (asking again for whatever the first one asks).
+        deadline = time.monotonic() + 30
+        while not self._control.exists() and time.monotonic() < deadline and not self._closed:
+            time.sleep(0.05)
         proc = self._spawn()
         if proc is None:
             return
@@ -172,6 +181,10 @@ def _to_ssh(conn: socket.socket, proc: subprocess.Popen[bytes]) -> None:
     finally:
         with contextlib.suppress(OSError, ValueError):
             proc.stdin.close()  # the engine sees the client's half-close
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _end(proc: subprocess.Popen[bytes]) -> None:

@@ -60,6 +60,7 @@ def to_mlflow(
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
+    run_id: str | None = None
     try:
         client = MlflowClient(tracking_uri=tracking_uri)
         uri = client.tracking_uri
@@ -98,7 +99,12 @@ def to_mlflow(
         with _staged(artifacts) as folder:
             client.log_artifacts(run_id, str(folder), artifact_path="reprise")
         client.set_terminated(run_id, export.tracker_status, end_time=export.end_ms)
-    except MlflowException as exc:
+    except BaseException as exc:
+        if run_id is not None:  # not left half-made, where it would block the next try
+            with contextlib.suppress(Exception):
+                client.delete_run(run_id)
+        if not isinstance(exc, MlflowException):
+            raise
         raise ExportError(
             f"MLflow refused the export: {exc.message}",
             hint="check --tracking-uri (a server URL, or sqlite:///mlflow.db for a local store)",

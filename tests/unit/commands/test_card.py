@@ -277,3 +277,21 @@ def test_only_plainly_named_checkpoints_reach_the_card() -> None:
         "checkpoints/last.pt",
         "outputs/w.pt",
     ]
+
+
+def test_hostile_metrics_neither_break_the_card_nor_write_markdown_into_it(tmp_path: Path) -> None:
+    hostile = "".join(
+        [
+            "[" * 100_000 + "\n",  # deeper than the parser's recursion
+            json.dumps({"step": 1, "huge": 10**400, "loss": 1.0}) + "\n",  # past a float
+            json.dumps({"step": 1, "x\n\n## Reproduced <img src=x onerror=alert(1)> |": 2.0})
+            + "\n",
+            json.dumps({"step": 2, "loss": 0.5}) + "\n",
+        ]
+    )
+    run = card_run(tmp_path, metrics=hostile)
+    card = write_card(run).read_text()
+    assert "| loss |" in card
+    assert "huge" not in card  # not a number a float can hold: not a metric
+    assert "<img" not in card and "\n## Reproduced" not in card
+    assert "| x____ Reproduced _img src=x onerror=alert_1__ _ |" in card

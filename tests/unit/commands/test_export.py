@@ -59,9 +59,23 @@ def test_export_plan_is_the_record_flattened() -> None:
     assert export.tags["reprise.verdict"] == "identical" and export.tags["reprise.seed"] == "1234"
     assert export.tags["reprise.image.digest"].startswith("127.0.0.1:5000/team/reprise/spiral@")
     assert export.steps()[:2] == [(1, {"loss": 1.0}), (2, {"loss": 0.7, "acc": 0.5})]
-    assert (
-        export.start_ms == 1795442401000
-    )  # 2026-11-23T14:00:01Z and export.tracker_status == "FINISHED"
+    assert export.start_ms == 1795442401000  # 2026-11-23T14:00:01Z
+    assert export.tracker_status == "FINISHED"
+
+
+def test_metric_names_become_normalised_paths_and_the_point_cap_leaves_no_empty_series(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from reprise.core import tracking
+
+    for raw, clean in [("val/", "val"), ("a//b", "a/b"), ("./x", "x"), ("../../etc", "etc"),
+                       ("train/loss", "train/loss"), ("..", "_"), ("/abs", "abs")]:  # fmt: skip
+        assert clean_key(raw) == clean, raw
+    monkeypatch.setattr(tracking, "MAX_POINTS", 2)
+    records: list[dict[str, Any]] = [{"step": 1, "a": 1.0, "b": 2.0}, {"step": 2, "c": 3.0}]
+    export = build_export(card_record(), config={}, records=records)
+    assert export.metrics == {"a": [(1, 1.0)], "b": [(1, 2.0)]}  # no empty "c"
+    assert all(points for points in export.metrics.values())
 
 
 def test_export_reads_the_run_as_hostile_input(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,11 @@ def test_each_connection_is_piped_through_ssh_and_close_leaves_nothing(
     fake = tmp_path / "bin" / "ssh"
     fake.parent.mkdir()
     fake.write_text(
-        f'#!/bin/sh\necho "$*" >> {log}\ncase " $* " in *" -O exit "*) exit 0 ;; esac\nexec cat\n'
+        "#!/bin/sh\n"
+        f'echo "$*" >> {log}\n'
+        'for a in "$@"; do case $a in ControlPath=*) : > "${a#ControlPath=}";; esac; done\n'
+        'case " $* " in *" -O exit "*) exit 0 ;; esac\n'
+        "exec cat\n"
     )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
@@ -55,10 +60,15 @@ def test_each_connection_is_piped_through_ssh_and_close_leaves_nothing(
         assert (dial.folder.stat().st_mode & 0o777) == 0o700
         big = os.urandom(3 << 20)
         assert _echo(dial, b"hello") == b"hello"
-        assert _echo(dial, big) == big  # the second rides on the spare started meanwhile
+        deadline = time.monotonic() + 10
+        while dial._spare is None and time.monotonic() < deadline:  # the master is "up"
+            time.sleep(0.01)
+        assert dial._spare is not None  # the next connection's pipe, started ahead
+        assert _echo(dial, big) == big
     finally:
         dial.close()
     assert not dial.folder.exists()
     calls = log.read_text().splitlines()
     assert all("ControlMaster=auto" in c and "-l me -p 2222 -- gpu-box" in c for c in calls)
     assert sum(c.endswith("docker system dial-stdio") for c in calls) >= 2
+    assert any("-O exit" in c for c in calls)  # the shared connection ended with the session
