@@ -143,10 +143,26 @@ def report_run(record: dict[str, Any], run_dir: Path, as_json: bool) -> None:
 
 
 def locate_run(ctx: click.Context, runs_dir: str | None, ref: str) -> Path:
-    """The run directory RUN names: a path (no project needed), else an id or a unique prefix
-    of one under the runs directory."""
+    """The run directory RUN names: a path (no project needed), else an id, a unique prefix
+    or suffix of one, a name, or latest~N under the runs directory. Without --runs-dir,
+    latest~N counts the project's experiment only."""
     from reprise.edges.runstore import find_run
 
     if "/" in ref or ref in (".", ".."):
         return find_run(Path(runs_dir or "."), ref)
-    return find_run(runs_dir_of(ctx, runs_dir), ref)
+    if runs_dir:
+        return find_run(Path(runs_dir), ref)
+    project = maybe_project(ctx)
+    if project is None:
+        return find_run(runs_dir_of(ctx, None), ref)  # runs_dir_of says there is no project
+    return find_run(project.settings.runs_dir, ref, experiment=project.settings.experiment)
+
+
+def scoped_ref(ctx: click.Context, runs_dir: str | None, ref: str) -> str:
+    """``latest~N`` made the path of the run it names (counting the project's experiment, as
+    locate_run does), for commands that take refs of several kinds; any other ref as it is."""
+    from reprise.core import names
+
+    if names.LATEST.fullmatch(ref) and not Path(ref).exists():
+        return str(locate_run(ctx, runs_dir, ref))
+    return ref

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from reprise import __version__
-from reprise.cli.common import RUNS_DIR_OPTION, maybe_project, runs_dir_of
+from reprise.cli.common import RUNS_DIR_OPTION, maybe_project, runs_dir_of, scoped_ref
 
 
 @click.command()
@@ -99,7 +99,7 @@ def ci_init(
 
     project = maybe_project(ctx)
     path = write_workflow(
-        runs=runs,
+        runs=[scoped_ref(ctx, runs_dir, ref) for ref in runs],
         runs_dir=runs_dir_of(ctx, runs_dir),
         base=project.root if project else Path.cwd(),
         output=Path(output),

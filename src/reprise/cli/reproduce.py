@@ -15,6 +15,7 @@ from reprise.cli.common import (
     maybe_project,
     runs_dir_of,
     say,
+    scoped_ref,
 )
 
 
@@ -86,8 +87,8 @@ def reproduce(
 ) -> None:
     """Rerun past runs from their records and prove the outputs bit-for-bit identical.
 
-    RUN is a run id, a unique prefix of one, a run directory, or a bundle file (imported
-    first). Exit codes: 0 identical, 5 diverged, 6 nothing compared (the run has no output),
+    RUN is a run id, a unique prefix or the suffix of one, a name, latest or latest~N, a run
+    directory, or a bundle file (imported first). Exit codes: 0 identical, 5 diverged, 6 nothing compared (the run has no output),
     2 bad input, 3 could not reproduce (image unavailable, --strict mismatch), 4 project.
 
     \b
@@ -116,7 +117,7 @@ def reproduce(
         settings=settings,
     )
     verdicts = reproduce_refs(
-        runs,
+        [scoped_ref(ctx, runs_dir, ref) for ref in runs],
         host=host,
         context=context,
         runs_dir=where,

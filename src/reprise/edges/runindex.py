@@ -21,11 +21,12 @@ from reprise.core.record import MAX_RECORD_BYTES, parse_record
 from reprise.edges.runstore import atomic_write
 
 INDEX_NAME = ".index.json"
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 
 
 def summarize_record(record: dict[str, Any]) -> dict[str, Any]:
     reproductions = record.get("reproductions") or []
+    notes = record.get("notes") or []
     return {
         "run_id": record.get("run_id"),
         "experiment": record.get("experiment"),
@@ -41,7 +42,13 @@ def summarize_record(record: dict[str, Any]) -> dict[str, Any]:
         "image": (record.get("image") or {}).get("tag"),
         "image_id": (record.get("image") or {}).get("id"),
         "reproduces": record.get("reproduces"),
+        "resumes": (record.get("resumes") or {}).get("run_id"),
         "last_verdict": reproductions[-1]["verdict"] if reproductions else None,
+        "verdict": (record.get("reproduction") or {}).get("verdict"),
+        "name": record.get("name"),
+        "tags": list(record.get("tags") or []),
+        "note": notes[-1].get("text") if notes else None,
+        "notes": len(notes),
     }
 
 
