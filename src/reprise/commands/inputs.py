@@ -12,7 +12,7 @@ from typing import Any
 
 from reprise import __version__
 from reprise.commands.build import RunImage
-from reprise.core import keys
+from reprise.core import keys, names
 from reprise.core.config import (
     apply_overrides,
     config_hash,
@@ -68,6 +68,7 @@ class RunInputs:
     fingerprint_every: int | None = None  # step fingerprints every K optimizer steps; None: off
     resumes: Mapping[str, Any] | None = None  # the interrupted run this one continues
     resume_dir: Path | None = None  # its run directory, whose job folders this run starts with
+    name: str | None = None  # what a person calls the run (`reprise run --name`), checked
 
 
 def check_seed(value: object, source: str) -> int:
@@ -155,8 +156,11 @@ def prepare_run(
     resources: Resources | None = None,
     lock: bytes | None = None,
     determinism: str | None = None,
+    name: str | None = None,
 ) -> RunInputs:
     settings = project.settings
+    if name is not None:
+        names.run_name(name, "--name")
     check_runs_dir(settings.runs_dir)
     locked = parse_lock(lock if lock is not None else project.lock_path.read_bytes())
     delivery = config_delivery(settings, locked)
@@ -197,6 +201,7 @@ def prepare_run(
         resources=resources or Resources(),
         determinism=determinism or settings.determinism,
         fingerprint_every=settings.fingerprint_every,
+        name=name,
     )
 
 
@@ -287,4 +292,5 @@ def initial_record(inputs: RunInputs, image: RunImage, run_id: str) -> dict[str,
         "host": None,  # filled in while the container starts
         "runtime": None,
         "manifest": None,
+        **({"name": inputs.name} if inputs.name else {}),
     }

@@ -19,18 +19,19 @@ from pathlib import Path
 from typing import IO, Any
 
 from reprise.commands.capture import Console, capture, secrets_of
-from reprise.commands.finish import finalize, outcome
+from reprise.commands.finish import finalize, outcome, run_lock
 from reprise.core import keys
 from reprise.core.errors import EngineError, JobGoneError, RepriseError, UsageError
 from reprise.core.progress import Say, quiet
 from reprise.core.record import FINAL_STATES
-from reprise.edges.runstore import read_record
+from reprise.edges.runstore import read_record, utc_now, write_record
 from reprise.execution.backend import Backend, JobExit
 
 # How long to wait for an engine that stopped answering mid-run before calling the run lost.
 ENGINE_RECOVERY_S = float(os.environ.get("REPRISE_ENGINE_RECOVERY_S", "90"))
 # A `running` record with no job yet is left alone this long (it may be starting).
 START_GRACE_S = 120.0
+STOPPED = "stopped with `reprise stop`"
 
 
 @contextlib.contextmanager
@@ -63,6 +64,28 @@ def interrupted(
         card_template=card_template,
         say=say,
     )
+
+
+def request_stop(run_dir: Path) -> bool:
+    """Record that the run is being stopped on purpose (`reprise stop`), so that whoever
+    finishes it (a CLI following it, attach, wait, ls) records `interrupted`, not the signal's
+    exit code; False when it has ended already."""
+    with run_lock(run_dir):
+        record = read_record(run_dir)
+        if record["status"] in FINAL_STATES:
+            return False
+        record["stop_requested"] = utc_now()
+        write_record(run_dir, record, durable=False)
+    return True
+
+
+def _stopped_on_purpose(
+    run_dir: Path, ended: tuple[str, int | None, str | None]
+) -> tuple[str, int | None, str | None]:
+    """How a run ended: `interrupted` when it was stopped with `reprise stop`."""
+    if read_record(run_dir).get("stop_requested"):
+        return "interrupted", None, STOPPED
+    return ended
 
 
 def follow(
@@ -131,8 +154,7 @@ def follow(
                     continue
                 return done(*_after_engine_loss(after, memory))
             break
-    status, code, reason = outcome(result, memory)
-    return done(status, code, reason)
+    return done(*_stopped_on_purpose(run_dir, outcome(result, memory)))
 
 
 def _after_engine_loss(
@@ -208,7 +230,9 @@ def reconcile(backend: Backend, run_dir: Path, *, say: Say = quiet) -> dict[str,
         warnings = capture(
             backend, run_dir, job, secrets_of(backend, record), Console(None, False), follow=False
         )
-    status, code, why = outcome(state.exit, (record.get("resources") or {}).get("memory"))
+    status, code, why = _stopped_on_purpose(
+        run_dir, outcome(state.exit, (record.get("resources") or {}).get("memory"))
+    )
     why = why or "finished while no reprise was following it; collected afterwards"
     return finalize(
         backend, run_dir, status=status, exit_code=code, reason=why, say=say, warnings=warnings
