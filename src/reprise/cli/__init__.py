@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import click
 
 from reprise import __version__
-from reprise.cli import build, inspect, project, reproduce, run, share
+from reprise.cli import build, completion, inspect, manage, project, reproduce, run, share
 from reprise.cli.common import Group
 
 
@@ -58,7 +58,13 @@ for command in (
     run.attach,
     run.wait,
     run.fetch,
+    manage.stop,
+    manage.logs,
+    manage.tag,
+    manage.note,
+    manage.rm,
     project.ci,
+    completion.completion,
 ):
     cli.add_command(command)
 

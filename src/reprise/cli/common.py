@@ -14,6 +14,8 @@ import click
 from reprise.core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, RepriseError
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from reprise.edges.project import Project
 
 
@@ -166,3 +168,46 @@ def scoped_ref(ctx: click.Context, runs_dir: str | None, ref: str) -> str:
     if names.LATEST.fullmatch(ref) and not Path(ref).exists():
         return str(locate_run(ctx, runs_dir, ref))
     return ref
+
+
+def complete_runs(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of a RUN argument: latest, the runs' names and ids (newest first),
+    from --runs-dir or the project's runs directory; a path when the word has a '/'."""
+    from click.shell_completion import CompletionItem
+
+    from reprise.core.errors import RepriseError
+    from reprise.edges.project import find_root, load_project
+    from reprise.edges.runindex import all_summaries
+
+    if "/" in incomplete:
+        return [CompletionItem(incomplete, type="dir")]
+    try:
+        flag = ctx.params.get("runs_dir")
+        if flag:
+            runs_dir = Path(flag)
+        else:
+            root = ctx.find_root().params.get("project_dir")
+            project = load_project(Path(root) if root else find_root(Path.cwd()))
+            runs_dir = project.settings.runs_dir
+        summaries = all_summaries(runs_dir)
+    except (RepriseError, OSError):
+        return []
+    items = [CompletionItem("latest", help="the newest run")]
+    items += [
+        CompletionItem(s["name"], help=str(s.get("run_id"))) for s in summaries if s.get("name")
+    ]
+    items += [
+        CompletionItem(s["run_id"], help=str(s.get("status"))) for s in summaries if s.get("run_id")
+    ]
+    return [item for item in items if str(item.value).startswith(incomplete)]
+
+
+def complete_runs_or_files(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """As complete_runs, and files (bundles) too."""
+    from click.shell_completion import CompletionItem
+
+    return [*complete_runs(ctx, param, incomplete), CompletionItem(incomplete, type="file")]

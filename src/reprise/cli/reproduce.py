@@ -9,6 +9,8 @@ import click
 
 from reprise.cli.common import (
     RUNS_DIR_OPTION,
+    complete_runs,
+    complete_runs_or_files,
     emit_json,
     host_options,
     locate_run,
@@ -35,7 +37,7 @@ def _data_flags(values: tuple[str, ...]) -> dict[str, Path]:
 
 
 @click.command()
-@click.argument("runs", nargs=-1, required=True)
+@click.argument("runs", nargs=-1, required=True, shell_complete=complete_runs_or_files)
 @click.option("--registry", default=None, help="Registry to pull the image from, by digest.")
 @click.option(
     "--rebuild", is_flag=True, help="Rebuild the image when it cannot be had (a new artifact)."
@@ -135,7 +137,7 @@ def reproduce(
 
 
 @click.command()
-@click.argument("run")
+@click.argument("run", shell_complete=complete_runs)
 @click.option("--registry", default=None, help="Registry to pull the image from, by digest.")
 @click.option(
     "--data",
@@ -230,8 +232,8 @@ def _report_verdict(verdict: Any) -> None:
 
 
 @click.command()
-@click.argument("run_a")
-@click.argument("run_b")
+@click.argument("run_a", shell_complete=complete_runs)
+@click.argument("run_b", shell_complete=complete_runs)
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON object.")
 @RUNS_DIR_OPTION
 @click.pass_context

@@ -11,6 +11,7 @@ from reprise.cli.common import (
     JSON_RECORD_OPTION,
     RUNS_DIR_OPTION,
     DashDashCommand,
+    complete_runs,
     host_options,
     locate_run,
     maybe_project,
@@ -38,6 +39,12 @@ from reprise.core.resources import DEFAULT_PIDS_LIMIT
     default=None,
     help="torch's deterministic algorithms: strict raises on an op without one, warn records "
     "it, off leaves torch as is (default: [tool.reprise] determinism, else strict; recorded).",
+)
+@click.option(
+    "--name",
+    default=None,
+    metavar="NAME",
+    help="Name the run (recorded; then NAME works wherever a run id does). Unique per runs dir.",
 )
 @JSON_RECORD_OPTION
 @click.option(
@@ -85,6 +92,7 @@ def run(
     gpus: str | None,
     threads: int | None,
     determinism: str | None,
+    name: str | None,
     as_json: bool,
     detach: bool,
     env_flags: tuple[str, ...],
@@ -110,7 +118,9 @@ def run(
       reprise run -- python eval.py --split test
       reprise run --detach --memory 32g --env WANDB_MODE=offline --secret HF_TOKEN
       reprise run --host ssh://me@gpu-box   # inputs streamed there, outputs back here
+      reprise run --name baseline && reprise show baseline
     """
+    from reprise.commands.manage import check_name_free, set_name
     from reprise.commands.run import launch, validate_gpus_flag
     from reprise.core.envvars import resolve_env
     from reprise.core.errors import UsageError
@@ -127,8 +137,11 @@ def run(
     resources = validated_resources(
         memory=memory, shm_size=shm_size, cpus=cpus, pids_limit=pids_limit
     )
+    project = project_of(ctx)
+    if name is not None:
+        check_name_free(project.settings.runs_dir, name)
     run_dir = launch(
-        project_of(ctx),
+        project,
         overrides=overrides,
         seed=seed,
         command=ctx.meta.get("reprise.command"),
@@ -143,7 +156,9 @@ def run(
         context=context,
         determinism=determinism,
     )
-    record = read_record(run_dir)
+    # The name is recorded as launch returns (at once with --detach). Once launch takes
+    # name= and hands it to prepare_run, the first record holds it and this only confirms it.
+    record = set_name(run_dir, name) if name is not None else read_record(run_dir)
     if detach:
         say(f"started; follow it with: reprise attach {record['run_id']}")
     report_run(record, run_dir, as_json)
@@ -170,7 +185,7 @@ def _pick_up(
 
 
 @click.command()
-@click.argument("run")
+@click.argument("run", shell_complete=complete_runs)
 @JSON_RECORD_OPTION
 @RUNS_DIR_OPTION
 @click.pass_context
@@ -188,7 +203,7 @@ def attach(ctx: click.Context, run: str, as_json: bool, runs_dir: str | None) ->
 
 
 @click.command()
-@click.argument("run")
+@click.argument("run", shell_complete=complete_runs)
 @JSON_RECORD_OPTION
 @RUNS_DIR_OPTION
 @click.pass_context
@@ -203,7 +218,7 @@ def wait(ctx: click.Context, run: str, as_json: bool, runs_dir: str | None) -> N
 
 
 @click.command()
-@click.argument("run")
+@click.argument("run", shell_complete=complete_runs)
 @JSON_RECORD_OPTION
 @RUNS_DIR_OPTION
 @click.pass_context

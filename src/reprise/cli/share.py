@@ -8,6 +8,7 @@ import click
 
 from reprise.cli.common import (
     RUNS_DIR_OPTION,
+    complete_runs,
     emit_json,
     locate_run,
     maybe_project,
@@ -17,7 +18,7 @@ from reprise.cli.common import (
 
 
 @click.command()
-@click.argument("run")
+@click.argument("run", shell_complete=complete_runs)
 @click.option(
     "--registry", default=None, help="Registry (default: REPRISE_REGISTRY / [tool.reprise])."
 )
@@ -53,7 +54,7 @@ def bundle() -> None:
 
 
 @bundle.command("export")
-@click.argument("run")
+@click.argument("run", shell_complete=complete_runs)
 @click.option(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="Bundle file to write."
 )

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import Any
 
 from reprise.core import keys
+from reprise.core.display import printable, shell_command
 from reprise.core.progress import Say
 
 
@@ -21,6 +21,10 @@ def describe_run(record: dict[str, Any], run_dir: Path) -> list[str]:
         f"run        {record['run_id']} ({record['experiment']})",
         f"dir        {run_dir}",
     ]
+    if record.get("name"):
+        lines.append(f"name       {record['name']}")
+    if record.get("tags"):
+        lines.append(f"tags       {' '.join(record['tags'])}")
     status = str(record["status"])
     if record.get("exit_code") is not None:
         status += f" (exit code {record['exit_code']})"
@@ -35,7 +39,7 @@ def describe_run(record: dict[str, Any], run_dir: Path) -> list[str]:
     if executor.get("kind") == "remote":
         fetched = "" if record.get("fetched", True) else "; outputs not fetched: reprise fetch"
         lines.append(f"ran on     {executor.get('host')}{fetched}")
-    lines.append(f"command    {shlex.join(record.get('command') or [])}")
+    lines.append(f"command    {shell_command(record.get('command') or [])}")
     lines.append(f"image      {image.get('tag')} ({image.get('id')})")
     if image.get("repo_digest"):
         lines.append(f"pushed     {image['repo_digest']}")
@@ -64,6 +68,8 @@ def describe_run(record: dict[str, Any], run_dir: Path) -> list[str]:
         lines.append(f"verdict    {reproduction_line(r)}")
     if (run_dir / keys.RUN_CARD).is_file():
         lines.append(f"card       {run_dir / keys.RUN_CARD}")
+    for entry in record.get("notes") or []:
+        lines.append(f"note       {entry.get('at') or '-'}  {printable(entry['text'])}")
     return lines
 
 
@@ -74,6 +80,7 @@ def list_runs(
     status: str | None,
     limit: int | None,
     say: Say,
+    tag: str | None = None,
 ) -> list[dict[str, Any]]:
     """`reprise ls`: every run's summary, newest first, after reconciling those still
     recorded as `running` with where they run."""
@@ -87,7 +94,7 @@ def list_runs(
 
         reconcile_all(backend_for, running, say)
         summaries = all_summaries(runs_dir)
-    return filter_runs(summaries, experiment=experiment, status=status, limit=limit)
+    return filter_runs(summaries, experiment=experiment, status=status, tag=tag, limit=limit)
 
 
 def show_record(run_dir: Path, *, say: Say) -> dict[str, Any]:

@@ -132,12 +132,14 @@ def filter_runs(
     experiment: str | None = None,
     status: str | None = None,
     limit: int | None = None,
+    tag: str | None = None,
 ) -> list[dict[str, Any]]:
     out = [
         s
         for s in summaries
         if (experiment is None or s["experiment"] == experiment)
         and (status is None or s["status"] == status)
+        and (tag is None or tag in (s.get("tags") or []))
     ]
     return out[:limit] if limit else out
 
