@@ -12,7 +12,17 @@ from collections.abc import Sequence
 import click
 
 from reprise import __version__
-from reprise.cli import build, completion, inspect, manage, project, reproduce, run, share
+from reprise.cli import (
+    build,
+    compare,
+    completion,
+    inspect,
+    manage,
+    project,
+    reproduce,
+    run,
+    share,
+)
 from reprise.cli.common import Group
 
 
@@ -54,6 +64,7 @@ for command in (
     inspect.card,
     inspect.ls_,
     inspect.show,
+    compare.compare,
     inspect.gc,
     run.attach,
     run.wait,

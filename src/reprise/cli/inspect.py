@@ -132,7 +132,8 @@ def show(ctx: click.Context, run: str, as_json: bool, runs_dir: str | None) -> N
     if as_json:
         emit_json(record)
         return
-    for line in describe_run(record, run_dir):
+    project = maybe_project(ctx)
+    for line in describe_run(record, run_dir, project.settings.metrics if project else None):
         click.echo(line)
 
 

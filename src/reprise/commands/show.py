@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,9 @@ from reprise.core.display import printable, shell_command
 from reprise.core.progress import Say
 
 
-def describe_run(record: dict[str, Any], run_dir: Path) -> list[str]:
+def describe_run(
+    record: dict[str, Any], run_dir: Path, directions: Mapping[str, str] | None = None
+) -> list[str]:
     from reprise.commands.card import metrics_text
     from reprise.core.card import reproduction_line
     from reprise.core.metrics import parse_records, summarize
@@ -62,7 +65,7 @@ def describe_run(record: dict[str, Any], run_dir: Path) -> list[str]:
         lines.append(f"determinism {record.get('determinism')}")
     if record.get("reproduces"):
         lines.append(f"reproduces {record['reproduces']}")
-    for m in summarize(parse_records(metrics_text(run_dir))):
+    for m in summarize(parse_records(metrics_text(run_dir)), directions):
         lines.append(f"metric     {m.name}: final {m.final:.6g}, best {m.best:.6g} ({m.goal})")
     for r in record.get("reproductions") or []:
         lines.append(f"verdict    {reproduction_line(r)}")

@@ -17,6 +17,7 @@ from typing import Any
 from reprise.core import names
 from reprise.core.errors import InvalidNameError, ProjectError, SettingsError
 from reprise.core.manifest import MAX_VOLATILE, MAX_VOLATILE_LENGTH
+from reprise.core.metrics import parse_directions
 from reprise.core.workspace import PACKAGE_NAME
 
 DEFAULT_BASE_IMAGE = "nvidia/cuda:12.4.1-cudnn-runtime-ubuntu22.04"
@@ -65,6 +66,7 @@ class Settings:
     host: str | None = None  # where runs execute; None: DOCKER_HOST or the current context
     determinism: str = "strict"
     fingerprint_every: int | None = DEFAULT_FINGERPRINT_EVERY  # None: off
+    metrics: Mapping[str, str] = field(default_factory=dict)  # name -> "min" | "max"
 
 
 # key -> (environment variable, kind)
@@ -91,6 +93,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "host": ("REPRISE_HOST", "host"),
     "determinism": ("REPRISE_DETERMINISM", "determinism"),
     "fingerprint-every": ("REPRISE_FINGERPRINT_EVERY", "fingerprint"),
+    "metrics": ("", "metrics"),
 }
 
 
@@ -273,6 +276,8 @@ def _convert(root: Path, key: str, kind: str, value: object) -> object:
         return value
     if kind == "prepare":
         return _prepare(key, value)
+    if kind == "metrics":
+        return parse_directions(key, value)
     raise AssertionError(kind)
 
 
@@ -389,4 +394,5 @@ def load_settings(
         host=values.get("host"),
         determinism=values.get("determinism", "strict"),
         fingerprint_every=values.get("fingerprint-every", DEFAULT_FINGERPRINT_EVERY) or None,
+        metrics=values.get("metrics") or {},
     )
