@@ -157,7 +157,20 @@ def stop_run(
         reason=STOPPED,
         card_template=card_template,
         say=say,
+        warnings=_capture_rest(backend, run_dir, str(job), record),
     )
+
+
+def _capture_rest(backend: Backend, run_dir: Path, job: str, record: dict[str, Any]) -> list[str]:
+    """A detached run has no follower writing logs/run.log: what the job printed goes there
+    now, from the backend (only what is not there already), before the job is removed."""
+    from reprise.commands.capture import Console, capture, secrets_of
+
+    with contextlib.suppress(EngineError):
+        return capture(
+            backend, run_dir, job, secrets_of(backend, record), Console(None, False), follow=False
+        )
+    return []
 
 
 def _withdraw_stop(record: dict[str, Any]) -> None:

@@ -1,0 +1,94 @@
+"""Daily use against the real engine: a run named at start, its output read while it runs,
+stopped with `reprise stop` (whether or not another CLI follows it) and recorded
+`interrupted`, its container gone, then removed with `reprise rm`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from reprise.commands import build as builder
+from reprise.edges.docker import Engine
+from reprise.edges.runstore import read_record
+
+from ..engine_fixtures import container_state, start_cli_run
+from .test_reliability import reprise
+
+TALK_THEN_SLEEP = (
+    "import time\nfor i in range(3):\n    print('line', i, flush=True)\ntime.sleep(300)\n"
+)
+
+
+def _until(predicate: object, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def test_a_named_detached_run_read_stopped_and_removed(
+    example: Path, engine: Engine, image: builder.BuildResult
+) -> None:
+    started = reprise(
+        example, "run", "--detach", "--json", "--name", "sleeper",
+        "--", "python", "-c", TALK_THEN_SLEEP,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    record = json.loads(started.stdout)
+    assert record["name"] == "sleeper" and record["status"] == "running"
+    container = record["container"]["id"]
+    taken = reprise(example, "run", "--name", "sleeper", "--", "true")
+    assert taken.returncode == 2 and "'sleeper' is taken" in taken.stderr
+
+    def said_everything() -> bool:
+        return b"line 2" in reprise(example, "logs", "sleeper").stdout.encode()
+
+    _until(said_everything)  # from the engine: a detached run has no follower writing run.log
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "reprise", "--project", str(example), "logs", "-f", "sleeper"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)
+    refused = reprise(example, "rm", "sleeper", "--yes")
+    assert refused.returncode == 2 and "is running: not removed" in refused.stderr
+    stopped = reprise(example, "stop", "sleeper", "--time", "2", "--json")
+    assert stopped.returncode == 0, stopped.stderr
+    final = json.loads(stopped.stdout)
+    assert final["status"] == "interrupted" and "reprise stop" in final["reason"]
+    out, _ = follower.communicate(timeout=60)  # -f ends with the job
+    assert out.splitlines() == ["line 0", "line 1", "line 2"]
+    assert container_state(engine, container) is None
+    run_dir = example / "runs" / "spiral" / record["run_id"]
+    assert "line 2" in (run_dir / "logs" / "run.log").read_text()  # collected as it ended
+    assert reprise(example, "logs", "sleeper").stdout.splitlines()[-1] == "line 2"
+    listed = reprise(example, "ls", "--tag", "x")
+    assert listed.returncode == 0
+    tagged = reprise(example, "tag", "sleeper", "x")
+    assert tagged.returncode == 0, tagged.stderr
+    assert record["run_id"] in reprise(example, "ls", "--tag", "x").stdout
+    removed = reprise(example, "rm", "sleeper", "--yes")
+    assert removed.returncode == 0, removed.stderr
+    assert not run_dir.exists()
+
+
+def test_stop_while_another_cli_follows_the_run_records_interrupted(
+    example: Path, engine: Engine, image: builder.BuildResult
+) -> None:
+    cli, run_dir = start_cli_run(example, "ready-to-stop")
+    container = read_record(run_dir)["container"]["id"]
+    stopped = reprise(example, "stop", run_dir.name[-8:], "--time", "2")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "status   interrupted" in stopped.stdout
+    out, _ = cli.communicate(timeout=60)
+    assert cli.returncode == 1
+    record = json.loads(out)  # the following CLI's own answer agrees
+    assert record["status"] == "interrupted" and record["exit_code"] is None
+    assert read_record(run_dir)["reason"] == "stopped with `reprise stop`"
+    assert container_state(engine, container) is None
