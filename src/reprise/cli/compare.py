@@ -27,6 +27,12 @@ MAX_CONFIG_COLUMNS = 24
 @click.argument("runs", nargs=-1, shell_complete=complete_runs)
 @click.option("--experiment", "-e", default=None, help="Every run of this experiment.")
 @click.option(
+    "--sweep",
+    default=None,
+    metavar="SWEEP",
+    help="Every run of this sweep (its id, the id's last 8 hex digits, or latest).",
+)
+@click.option(
     "--limit", "-n", type=click.IntRange(min=1), default=None, help="The newest N runs only."
 )
 @click.option(
@@ -43,6 +49,7 @@ def compare(
     ctx: click.Context,
     runs: tuple[str, ...],
     experiment: str | None,
+    sweep: str | None,
     limit: int | None,
     only_changed: bool,
     sort: str | None,
@@ -53,8 +60,8 @@ def compare(
     """Compare runs side by side: one row per run with the config keys that differ between
     them, each metric's final and best value, status and verdict.
 
-    RUNS are run ids, names, latest~N...; without them, every run of --experiment (default:
-    the project's experiment), newest first. Lower is better for the metrics declared
+    RUNS are run ids, names, latest~N...; without them, every run of --sweep (in the
+    sweep's order), else of --experiment (default: the project's experiment), newest first. Lower is better for the metrics declared
     "min" in [tool.reprise] metrics (and, undeclared, those named like a loss or an error);
     learning rates logged beside the metrics are not compared as metrics.
 
@@ -63,6 +70,7 @@ def compare(
       reprise compare
       reprise compare baseline latest --only-changed
       reprise compare -e spiral --sort val_loss --csv > runs.csv
+      reprise compare --sweep latest --sort val_loss
     """
     from reprise.commands.compare import compare as compare_runs
     from reprise.commands.compare import csv_rows
@@ -70,14 +78,16 @@ def compare(
 
     if as_json and as_csv:
         raise UsageError("--json and --csv both ask for the output: give one")
-    if runs and experiment:
+    if sum(map(bool, (runs, experiment, sweep))) > 1:
         raise UsageError(
-            "give RUNS or --experiment, not both",
-            hint="reprise compare RUN_A RUN_B, or reprise compare --experiment NAME",
+            "give RUNS, --experiment or --sweep: one of them",
+            hint="reprise compare RUN_A RUN_B, or reprise compare --sweep latest",
         )
     project = maybe_project(ctx)
     if runs:
         run_dirs = [locate_run(ctx, runs_dir, ref) for ref in runs][:limit]
+    elif sweep:
+        run_dirs = _sweep_runs(ctx, runs_dir, sweep, limit)
     else:
         run_dirs = _experiment_runs(ctx, runs_dir, experiment, limit, project)
     result = compare_runs(
@@ -95,7 +105,19 @@ def compare(
         csv.writer(out, lineterminator="\n").writerows(csv_rows(result))
         click.echo(out.getvalue(), nl=False)
     else:
-        _print(result, only_changed)
+        print_comparison(result, only_changed)
+
+
+def _sweep_runs(
+    ctx: click.Context, runs_dir: str | None, sweep: str, limit: int | None
+) -> list[Path]:
+    from reprise.commands.show import list_runs
+
+    found = list_runs(
+        runs_dir_of(ctx, runs_dir), experiment=None, status=None, limit=None, say=say, sweep=sweep
+    )
+    found.sort(key=lambda s: int(s.get("sweep_index") or 0))
+    return [Path(s["path"]) for s in found][:limit]
 
 
 def _experiment_runs(
@@ -121,7 +143,7 @@ def _experiment_runs(
     return [Path(s["path"]) for s in found]
 
 
-def _print(result: dict[str, Any], only_changed: bool) -> None:
+def print_comparison(result: dict[str, Any], only_changed: bool) -> None:
     from reprise.cli.tables import STATUS_STYLES, VERDICT_STYLES, Column, origin, print_table
     from reprise.commands.compare import value_text
     from reprise.core.display import number

@@ -66,6 +66,12 @@ def card(
     help="Only runs with this status.",
 )
 @click.option("--tag", "-t", default=None, help="Only runs with this tag.")
+@click.option(
+    "--sweep",
+    default=None,
+    metavar="SWEEP",
+    help="Only the runs of this sweep (its id, the id's last 8 hex digits, or latest).",
+)
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=None, help="At most N runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of run summaries.")
 @RUNS_DIR_OPTION
@@ -75,6 +81,7 @@ def ls_(
     experiment: str | None,
     status: str | None,
     tag: str | None,
+    sweep: str | None,
     limit: int | None,
     as_json: bool,
     runs_dir: str | None,
@@ -90,6 +97,7 @@ def ls_(
       reprise ls
       reprise ls -e spiral -s failed
       reprise ls --tag baseline
+      reprise ls --sweep latest
       reprise ls --json | jq '.[0].run_id'
     """
     from reprise.cli.tables import print_runs
@@ -100,6 +108,7 @@ def ls_(
         experiment=experiment,
         status=status,
         tag=tag,
+        sweep=sweep,
         limit=limit,
         say=say,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -45,6 +46,21 @@ from reprise.core.resources import DEFAULT_PIDS_LIMIT
     default=None,
     metavar="NAME",
     help="Name the run (recorded; then NAME works wherever a run id does). Unique per runs dir.",
+)
+@click.option(
+    "--multirun",
+    "-m",
+    is_flag=True,
+    help="A sweep, in Hydra's grammar: key=a,b,c, key=range(1,4), key=choice(a,b); one run "
+    "per combination, one image, grouped under a sweep id (reprise ls --sweep ID).",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="With -m: how many runs at a time (their output to their logs only when more than 1).",
 )
 @JSON_RECORD_OPTION
 @click.option(
@@ -93,6 +109,8 @@ def run(
     threads: int | None,
     determinism: str | None,
     name: str | None,
+    multirun: bool,
+    jobs: int,
     as_json: bool,
     detach: bool,
     env_flags: tuple[str, ...],
@@ -119,6 +137,7 @@ def run(
       reprise run --detach --memory 32g --env WANDB_MODE=offline --secret HF_TOKEN
       reprise run --host ssh://me@gpu-box   # inputs streamed there, outputs back here
       reprise run --name baseline && reprise show baseline
+      reprise run -m optim.lr=0.01,0.1 seed=1,2,3 -j 2
     """
     from reprise.commands.manage import check_name_free, set_name
     from reprise.commands.run import launch, validate_gpus_flag
@@ -138,6 +157,21 @@ def run(
         memory=memory, shm_size=shm_size, cpus=cpus, pids_limit=pids_limit
     )
     project = project_of(ctx)
+    if not multirun and jobs != 1:
+        raise UsageError("-j runs a sweep's runs at a time: give it with -m")
+    if multirun:
+        if name is not None or detach:
+            raise UsageError(
+                f"{'--name' if name is not None else '--detach'} is for one run, not a sweep",
+                hint="a sweep's runs are found with: reprise ls --sweep latest",
+            )
+        _sweep(ctx, project, overrides, jobs, as_json, **{
+            "seed": seed, "command": ctx.meta.get("reprise.command"), "allow_dirty": allow_dirty,
+            "gpus": validate_gpus_flag(gpus), "threads": threads, "env": env,
+            "resources": resources, "host": host, "context": context,
+            "determinism": determinism,
+        })  # fmt: skip
+        return
     if name is not None:
         check_name_free(project.settings.runs_dir, name)
     run_dir = launch(
@@ -163,6 +197,35 @@ def run(
         say(f"started; follow it with: reprise attach {record['run_id']}")
     report_run(record, run_dir, as_json)
     if record["status"] not in ("succeeded", "running"):
+        ctx.exit(1)
+
+
+def _sweep(
+    ctx: click.Context,
+    project: Any,
+    overrides: tuple[str, ...],
+    jobs: int,
+    as_json: bool,
+    **run_args: Any,
+) -> None:
+    from reprise.cli.common import emit_json
+    from reprise.cli.compare import print_comparison
+    from reprise.commands.compare import compare
+    from reprise.commands.sweep import launch_sweep, summary
+    from reprise.core.errors import UsageError
+
+    if not overrides:
+        raise UsageError("-m sweeps over overrides: give some, e.g. optim.lr=0.01,0.1 seed=1,2")
+    result = launch_sweep(project, overrides=overrides, jobs=jobs, say=say, **run_args)
+    counts = summary(result)
+    table = compare(list(result.run_dirs), directions=project.settings.metrics)
+    if as_json:
+        emit_json({**counts, "comparison": table})
+    else:
+        print_comparison(table, only_changed=False)
+        statuses = ", ".join(f"{n} {status}" for status, n in sorted(counts["statuses"].items()))
+        say(f"sweep {result.id}: {statuses}; reprise compare --sweep {result.id}")
+    if counts["statuses"].get("succeeded", 0) != counts["planned"]:
         ctx.exit(1)
 
 

@@ -170,11 +170,13 @@ def _short(run_id: object) -> str:
 
 def origin(summary: Mapping[str, Any]) -> str:
     """A rerun (`reproduce`) or a resumed run (`resume`) says which run it came from, by the
-    random suffix that addresses it."""
+    random suffix that addresses it; a sweep's run, its sweep and place in it."""
     if summary.get("reproduces"):
         return f"rerun of {_short(summary['reproduces'])}"
     if summary.get("resumes"):
         return f"resumes {_short(summary['resumes'])}"
+    if summary.get("sweep"):  # by the suffix `ls --sweep` takes, and the run's place in it
+        return f"sweep {str(summary['sweep'])[-8:]} #{int(summary.get('sweep_index') or 0) + 1}"
     return ""
 
 

@@ -69,6 +69,7 @@ class RunInputs:
     resumes: Mapping[str, Any] | None = None  # the interrupted run this one continues
     resume_dir: Path | None = None  # its run directory, whose job folders this run starts with
     name: str | None = None  # what a person calls the run (`reprise run --name`), checked
+    sweep: Mapping[str, Any] | None = None  # {id, index, size} for a run of `reprise run -m`
 
 
 def check_seed(value: object, source: str) -> int:
@@ -293,4 +294,5 @@ def initial_record(inputs: RunInputs, image: RunImage, run_id: str) -> dict[str,
         "runtime": None,
         "manifest": None,
         **({"name": inputs.name} if inputs.name else {}),
+        **({"sweep": dict(inputs.sweep)} if inputs.sweep else {}),
     }

@@ -8,6 +8,7 @@ from typing import Any
 
 from reprise.core import keys
 from reprise.core.display import printable, shell_command
+from reprise.core.errors import UsageError
 from reprise.core.progress import Say
 
 
@@ -84,10 +85,12 @@ def list_runs(
     limit: int | None,
     say: Say,
     tag: str | None = None,
+    sweep: str | None = None,
 ) -> list[dict[str, Any]]:
     """`reprise ls`: every run's summary, newest first, after reconciling those still
-    recorded as `running` with where they run."""
-    from reprise.edges.runindex import all_summaries, filter_runs
+    recorded as `running` with where they run. ``sweep``: a sweep id, its suffix or
+    `latest`."""
+    from reprise.edges.runindex import all_summaries, filter_runs, sweep_of
 
     summaries = all_summaries(runs_dir, warn=say)
     running = [Path(s["path"]) for s in summaries if s["status"] == "running"]
@@ -97,7 +100,17 @@ def list_runs(
 
         reconcile_all(backend_for, running, say)
         summaries = all_summaries(runs_dir)
-    return filter_runs(summaries, experiment=experiment, status=status, tag=tag, limit=limit)
+    sweep_id = None
+    if sweep is not None:
+        sweep_id = sweep_of(summaries, sweep)
+        if sweep_id is None:
+            raise UsageError(
+                f"no sweep {sweep!r} under {runs_dir}",
+                hint="`reprise ls` shows each run's sweep; `latest` is the newest sweep",
+            )
+    return filter_runs(
+        summaries, experiment=experiment, status=status, tag=tag, limit=limit, sweep=sweep_id
+    )
 
 
 def show_record(run_dir: Path, *, say: Say) -> dict[str, Any]:

@@ -34,6 +34,8 @@ MAX_PATH = 4096
 # starts with a letter, so that it never reads as a run id or a prefix of one.
 RUN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")
 RUN_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:=+-]{0,63}")
+# A sweep (`reprise run -m`): its start time and a random suffix.
+SWEEP_ID = re.compile(r"sweep-[0-9]{8}-[0-9]{6}-[0-9a-f]{8}")
 # `latest` (the newest run) and `latest~N` (the one N runs before it).
 LATEST = re.compile(r"latest(?:~([0-9]{1,6}))?")
 # A run id's random suffix alone (its last 8 hex digits).
@@ -65,6 +67,17 @@ def _check(pattern: re.Pattern[str], value: object, field: str, what: str, examp
             hint=f"a {what} looks like {example}",
         )
     return value
+
+
+def new_sweep_id(now: datetime | None = None) -> str:
+    """sweep-20261123-143012-5f3a9c1e."""
+    import secrets
+
+    return (now or datetime.now(UTC)).strftime("sweep-%Y%m%d-%H%M%S-") + secrets.token_hex(4)
+
+
+def sweep_id(value: object, field: str = "sweep id") -> str:
+    return _check(SWEEP_ID, value, field, "sweep id", "sweep-20261123-143012-5f3a9c1e")
 
 
 def run_id(value: object, field: str = "run id") -> str:

@@ -56,6 +56,8 @@ def _check_names(record: dict[str, Any]) -> None:
     names.subdir(record["code"].get("workdir") or "", "code.workdir")
     if record.get("name") is not None:
         names.run_name(record["name"], "name")
+    if record.get("sweep"):
+        names.sweep_id(record["sweep"]["id"], "sweep.id")
     for tag in record.get("tags") or []:
         names.run_tag(tag, "tags")
     if record.get("reproduces") is not None:

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from reprise.core import keys, names
-from reprise.core.errors import RecordError
+from reprise.core.errors import RecordError, UsageError
 from reprise.core.progress import Say, quiet
 from reprise.core.record import MAX_RECORD_BYTES, parse_record
 from reprise.edges.runstore import atomic_write
 
 INDEX_NAME = ".index.json"
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 
 
 def summarize_record(record: dict[str, Any]) -> dict[str, Any]:
@@ -49,6 +49,8 @@ def summarize_record(record: dict[str, Any]) -> dict[str, Any]:
         "tags": list(record.get("tags") or []),
         "note": notes[-1].get("text") if notes else None,
         "notes": len(notes),
+        "sweep": (record.get("sweep") or {}).get("id"),
+        "sweep_index": (record.get("sweep") or {}).get("index"),
     }
 
 
@@ -133,6 +135,7 @@ def filter_runs(
     status: str | None = None,
     limit: int | None = None,
     tag: str | None = None,
+    sweep: str | None = None,
 ) -> list[dict[str, Any]]:
     out = [
         s
@@ -140,8 +143,24 @@ def filter_runs(
         if (experiment is None or s["experiment"] == experiment)
         and (status is None or s["status"] == status)
         and (tag is None or tag in (s.get("tags") or []))
+        and (sweep is None or s.get("sweep") == sweep)
     ]
     return out[:limit] if limit else out
+
+
+def sweep_of(summaries: list[dict[str, Any]], ref: str) -> str | None:
+    """The sweep id ``ref`` names among ``summaries``: the id itself, its random suffix (the
+    last 8 hex digits) or ``latest`` (the newest sweep); None when none matches.
+    Ambiguous suffixes are an error."""
+    ids = list(dict.fromkeys(s["sweep"] for s in summaries if s.get("sweep")))  # newest first
+    if ref == "latest":
+        return ids[0] if ids else None
+    if ref in ids:
+        return ref
+    matches = [i for i in ids if i.endswith(f"-{ref}")] if names.RUN_SUFFIX.fullmatch(ref) else []
+    if len(matches) > 1:
+        raise UsageError(f"sweep {ref!r} is ambiguous: {', '.join(matches)}")
+    return matches[0] if matches else None
 
 
 def list_runs(

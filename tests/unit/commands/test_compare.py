@@ -163,7 +163,7 @@ def test_the_cli_table_json_and_csv(runs: list[Path]) -> None:
     both = invoke("--json", "--csv")
     assert both.exit_code == 2 and "give one" in both.stderr
     mixed = invoke("high", "-e", "tiny")
-    assert mixed.exit_code == 2 and "not both" in mixed.stderr
+    assert mixed.exit_code == 2 and "one of them" in mixed.stderr
     nothing = invoke("-e", "nothing")
     assert nothing.exit_code == 2 and "no runs of experiment nothing" in nothing.stderr
 
