@@ -92,3 +92,28 @@ def test_stop_while_another_cli_follows_the_run_records_interrupted(
     assert record["status"] == "interrupted" and record["exit_code"] is None
     assert read_record(run_dir)["reason"] == "stopped with `reprise stop`"
     assert container_state(engine, container) is None
+
+
+def test_a_two_by_two_sweep_builds_once_runs_two_at_a_time_and_compares(
+    example: Path, engine: Engine, image: builder.BuildResult
+) -> None:
+    swept = reprise(
+        example, "run", "-m", "-j", "2", "--json",
+        "train.epochs=1", "optim.lr=0.01,0.1", "seed=range(1,3)",
+    )  # fmt: skip
+    assert swept.returncode == 0, swept.stderr
+    answer = json.loads(swept.stdout)
+    assert answer["runs"] == answer["planned"] == 4 and answer["statuses"] == {"succeeded": 4}
+    assert "optim.lr" in answer["comparison"]["config_keys"]
+    listed = json.loads(reprise(example, "ls", "--sweep", "latest", "--json").stdout)
+    records = [read_record(Path(s["path"])) for s in listed]
+    assert sorted(r["sweep"]["index"] for r in records) == [0, 1, 2, 3]
+    assert {r["sweep"]["id"] for r in records} == {answer["sweep"]}
+    assert {r["image"]["id"] for r in records} == {image.image_id}  # one image for all
+    assert sorted((r["config"]["overrides"][1], r["seed"]) for r in records) == [
+        ("optim.lr=0.01", 1), ("optim.lr=0.01", 2), ("optim.lr=0.1", 1), ("optim.lr=0.1", 2),
+    ]  # fmt: skip
+    compared = reprise(example, "compare", "--sweep", answer["sweep"][-8:], "--csv")
+    assert compared.returncode == 0, compared.stderr
+    rows = compared.stdout.splitlines()
+    assert len(rows) == 5 and "optim.lr" in rows[0] and "seed" in rows[0]
