@@ -5,6 +5,7 @@ stopped with `reprise stop` (whether or not another CLI follows it) and recorded
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -117,3 +118,13 @@ def test_a_two_by_two_sweep_builds_once_runs_two_at_a_time_and_compares(
     assert compared.returncode == 0, compared.stderr
     rows = compared.stdout.splitlines()
     assert len(rows) == 5 and "optim.lr" in rows[0] and "seed" in rows[0]
+    a, b = (r["run_id"] for r in sorted(records, key=lambda r: r["sweep"]["index"])[:2])
+    differ = reprise(example, "diff", a, b)
+    assert differ.returncode == 5, differ.stderr
+    text = differ.stdout.splitlines()
+    assert text.index("inputs") < text.index("  config       seed: 1 -> 2")
+    (checkpoint,) = [line for line in text if line.startswith("  checkpoints/final.pt:")]
+    assert re.search(r": \d+ of \d+ tensors differ, max abs diff \S+ \(model\.", checkpoint)
+    assert "rerun" not in differ.stdout
+    every = reprise(example, "diff", a, b, "-v").stdout
+    assert every.count("checkpoints/final.pt: tensor ") > 1

@@ -235,10 +235,22 @@ def _report_verdict(verdict: Any) -> None:
 @click.argument("run_a", shell_complete=complete_runs)
 @click.argument("run_b", shell_complete=complete_runs)
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON object.")
+@click.option(
+    "--verbose", "-v", is_flag=True, help="Every tensor that differs, not one line per file."
+)
 @RUNS_DIR_OPTION
 @click.pass_context
-def diff(ctx: click.Context, run_a: str, run_b: str, as_json: bool, runs_dir: str | None) -> None:
-    """Compare two runs: outputs (as reproduce does), config, image, code, seed, environment.
+def diff(
+    ctx: click.Context,
+    run_a: str,
+    run_b: str,
+    as_json: bool,
+    verbose: bool,
+    runs_dir: str | None,
+) -> None:
+    """Compare two runs: what went in (config, seed, code, image, environment), their
+    metrics side by side, then their outputs (as reproduce compares them; a checkpoint in
+    one line: how many tensors differ and by how much, every one with -v).
 
     Exit code 0 when the outputs are identical, 5 when they differ, 6 when neither run has
     an output to compare.
@@ -246,12 +258,16 @@ def diff(ctx: click.Context, run_a: str, run_b: str, as_json: bool, runs_dir: st
     \b
     Examples:
       reprise diff 20261123-1412 20261123-1530
+      reprise diff latest~1 latest -v
       reprise diff RUN_A RUN_B --json | jq .outputs.changed
     """
     from reprise.commands.diff import diff_runs
 
     a, b = locate_run(ctx, runs_dir, run_a), locate_run(ctx, runs_dir, run_b)
-    result = diff_runs(a, b, say=say)
+    project = maybe_project(ctx)
+    result = diff_runs(
+        a, b, say=say, verbose=verbose, directions=project.settings.metrics if project else None
+    )
     if as_json:
         emit_json(result)
     else:
