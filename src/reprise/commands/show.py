@@ -33,7 +33,7 @@ def describe_run(
     if record.get("exit_code") is not None:
         status += f" (exit code {record['exit_code']})"
     if record.get("reason"):
-        status += f": {record['reason']}"
+        status += f": {printable(str(record['reason']))}"
     lines.append(f"status     {status}")
     lines.append(
         f"times      created {record.get('created_at')}, finished {record.get('finished_at') or '-'}"
@@ -74,6 +74,31 @@ def describe_run(
         lines.append(f"card       {run_dir / keys.RUN_CARD}")
     for entry in record.get("notes") or []:
         lines.append(f"note       {entry.get('at') or '-'}  {printable(entry['text'])}")
+    if record["status"] in ("failed", "lost", "interrupted"):
+        lines += failure_lines(record, run_dir)
+    return lines
+
+
+SHOWN_TAIL = 15
+
+
+def failure_lines(record: Mapping[str, Any], run_dir: Path) -> list[str]:
+    """Why a run did not succeed: its hint, where FAILED and the log are, and the log's last
+    lines (read without following a link, every control character escaped)."""
+    from reprise.edges.runfiles import read_tail
+
+    lines = []
+    if record.get("hint"):
+        lines.append(f"hint       {printable(str(record['hint']))}")
+    if (run_dir / keys.RUN_FAILED).is_file():
+        lines.append(f"failed     {run_dir / keys.RUN_FAILED}")
+    lines.append(f"log        {run_dir / keys.RUN_LOG}")
+    tail = read_tail(run_dir, keys.RUN_LOG, 64 << 10).splitlines()[-SHOWN_TAIL:]
+    if tail:
+        lines.append(f"--- last {len(tail)} lines of {keys.RUN_LOG} ---")
+        lines += [printable(line) for line in tail]
+    else:
+        lines.append(f"({keys.RUN_LOG} is empty)")
     return lines
 
 

@@ -268,3 +268,30 @@ def test_completion_of_run_ids_and_names(runs: Path) -> None:
     assert prefix == ["baseline"]
     commands = [c.value for c in complete.get_completions([], "co")]
     assert {"compare", "completion"} <= set(commands)
+
+
+def test_show_of_a_failed_run_gives_reason_hint_paths_and_the_log_tail(tmp_path: Path) -> None:
+    run = write_run(
+        tmp_path,
+        valid_record(
+            run_id="20261126-140000-000001-deadbeef",
+            status="failed",
+            exit_code=1,
+            reason="the job exited with code 1: ValueError: bad \x1b[31mred",
+            hint="check the config",
+        ),
+    )
+    (run / "logs").mkdir(exist_ok=True)
+    (run / "logs/run.log").write_text("".join(f"line {i}\n" for i in range(40)) + "boom\x07\n")
+    (run / "FAILED").write_text("status: failed\n")
+    shown = _invoke("show", str(run)).stdout.splitlines()
+    assert (
+        "status     failed (exit code 1): the job exited with code 1: ValueError: bad \\x1b[31mred"
+        in shown
+    )
+    assert "hint       check the config" in shown
+    assert f"failed     {run / 'FAILED'}" in shown and f"log        {run / 'logs/run.log'}" in shown
+    at = shown.index("--- last 15 lines of logs/run.log ---")
+    assert shown[at + 1 :] == [f"line {i}" for i in range(26, 40)] + ["boom\\x07"]
+    ok = write_run(tmp_path, valid_record(run_id="20261126-150000-000001-0000beef"))
+    assert "log " not in _invoke("show", str(ok)).stdout  # a run that succeeded: no failure part
