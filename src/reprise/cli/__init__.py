@@ -45,9 +45,18 @@ Examples:
     default=None,
     help="Project directory (default: the nearest one with a pyproject.toml).",
 )
+@click.option(
+    "--quiet", "-q", is_flag=True, help="No progress on stderr: only results, warnings, errors."
+)
 @click.pass_context
-def cli(ctx: click.Context, project_dir: str | None) -> None:
-    """reprise: containerized training runs you can rerun bit-for-bit."""
+def cli(ctx: click.Context, project_dir: str | None, quiet: bool) -> None:
+    """reprise: containerized training runs you can rerun bit-for-bit.
+
+    Colour on a terminal only (NO_COLOR turns it off); results on stdout, progress on stderr.
+    """
+    from reprise.cli.style import set_quiet
+
+    set_quiet(quiet)
     ctx.ensure_object(dict)
     ctx.obj["project_dir"] = project_dir
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reprise.core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, RepriseError
+from reprise.core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, Detached, RepriseError
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
@@ -20,7 +20,13 @@ if TYPE_CHECKING:
 
 
 def say(message: str) -> None:
-    click.echo(f"reprise: {message}", err=True)
+    """A progress line on stderr; with --quiet only warnings are shown."""
+    from reprise.cli.style import is_quiet, warning_text
+
+    if message.startswith("warning"):
+        click.echo(f"reprise: {warning_text(message)}", err=True)
+    elif not is_quiet():
+        click.echo(f"reprise: {message}", err=True)
 
 
 def emit_json(data: Any, *, compact: bool = False) -> None:
@@ -40,8 +46,12 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except RepriseError as exc:
-            click.echo(exc.render(), err=True)
+            from reprise.cli.style import error_text
+
+            click.echo(error_text(exc.render()), err=True)
             ctx.exit(exc.exit_code)
+        except Detached:
+            ctx.exit(EXIT_INTERRUPTED)  # "detached" is said already; the run goes on
         except KeyboardInterrupt:
             click.echo("reprise: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
@@ -141,7 +151,9 @@ def report_run(record: dict[str, Any], run_dir: Path, as_json: bool) -> None:
     status = record["status"]
     if record.get("exit_code") not in (None, 0):
         status += f" (exit code {record['exit_code']})"
-    click.echo(f"status   {status}")
+    from reprise.cli.style import word
+
+    click.echo(f"status   {word(status)}")
 
 
 def locate_run(ctx: click.Context, runs_dir: str | None, ref: str) -> Path:

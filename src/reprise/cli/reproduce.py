@@ -219,16 +219,21 @@ def _report_verdict(verdict: Any) -> None:
     if volatile:
         shown = ", ".join(volatile[:5]) + (" ..." if len(volatile) > 5 else "")
         click.echo(f"volatile {len(volatile)} files recorded, not compared: {shown}")
+    from reprise.cli.style import word
+
     if verdict.verdict == "identical":
-        click.echo(f"verdict  identical ({verdict.files.to_dict()['same']} files bit-for-bit)")
+        same = verdict.files.to_dict()["same"]
+        click.echo(f"verdict  {word('identical')} ({same} files bit-for-bit)")
     elif verdict.verdict == "nothing-compared":
-        click.echo("verdict  nothing compared: the run produced no output to prove identical")
+        click.echo(
+            f"verdict  {word('nothing compared')}: the run produced no output to prove identical"
+        )
     elif verdict.verdict == "diverged":
-        click.echo("verdict  diverged")
+        click.echo(f"verdict  {word('diverged')}")
         for line in verdict.details:
             click.echo(f"  - {line}")
     else:
-        click.echo(f"verdict  error: {verdict.error}")
+        click.echo(f"verdict  {word('error')}: {verdict.error}")
 
 
 @click.command()
@@ -264,10 +269,17 @@ def diff(
     from reprise.commands.diff import diff_runs
 
     a, b = locate_run(ctx, runs_dir, run_a), locate_run(ctx, runs_dir, run_b)
+    from reprise.cli.style import spinner
+
     project = maybe_project(ctx)
-    result = diff_runs(
-        a, b, say=say, verbose=verbose, directions=project.settings.metrics if project else None
-    )
+    with spinner("comparing the runs", say) as step:
+        result = diff_runs(
+            a,
+            b,
+            say=step,
+            verbose=verbose,
+            directions=project.settings.metrics if project else None,
+        )
     if as_json:
         emit_json(result)
     else:

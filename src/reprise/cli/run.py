@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -232,16 +233,19 @@ def _sweep(
 def _pick_up(
     ctx: click.Context, run: str, runs_dir: str | None, *, echo: bool, as_json: bool
 ) -> None:
+    from reprise.cli.style import spinner
     from reprise.commands.lifecycle import pick_up
 
     run_dir = locate_run(ctx, runs_dir, run)
     project = maybe_project(ctx)
-    record = pick_up(
-        run_dir,
-        echo=echo,
-        card_template=project.settings.card_template if project else None,
-        say=say,
-    )
+    waiting = contextlib.nullcontext(say) if echo else spinner(f"waiting for {run}", say)
+    with waiting as step:
+        record = pick_up(
+            run_dir,
+            echo=echo,
+            card_template=project.settings.card_template if project else None,
+            say=step,
+        )
     report_run(record, run_dir, as_json)
     if record["status"] != "succeeded":
         ctx.exit(1)

@@ -13,7 +13,7 @@ from reprise.core.diffview import render
 from reprise.core.divergence import RERUN, TWO_RUNS, diff_mappings
 from reprise.core.errors import ConfigError, RecordError, RepriseError
 from reprise.core.manifest import compare_manifests
-from reprise.core.progress import Say
+from reprise.core.progress import Say, quiet
 from reprise.edges.runfiles import read_text_or_none
 from reprise.edges.runstore import read_record
 from reprise.execution.backend import Backend
@@ -68,6 +68,7 @@ def compare_runs(
     *,
     verbose: bool = False,
     directions: Mapping[str, str] | None = None,
+    say: Say = quiet,
 ) -> dict[str, Any]:
     """Inputs, metrics and outputs of two runs. A run that reruns the other (`reproduce`) is
     called the rerun; any other pair is run a and run b."""
@@ -81,7 +82,7 @@ def compare_runs(
     )
     kinds = ({e.path: e.kind for e in ma.files}, {e.path: e.kind for e in mb.files})
     reports, details = explain(
-        backend, image_id, a_dir, b_dir, diff, kinds, sides=sides, verbose=verbose
+        backend, image_id, a_dir, b_dir, diff, kinds, sides=sides, verbose=verbose, say=say
     )
     config_changes, notes = _configs(a_dir, b_dir)
     volatile_b = b.get("volatile") or []
@@ -148,4 +149,4 @@ def diff_runs(
         backend = open_backend()
     except RepriseError:
         say("no engine: tensor files are compared by hash only")
-    return compare_runs(a, b, backend, verbose=verbose, directions=directions)
+    return compare_runs(a, b, backend, verbose=verbose, directions=directions, say=say)

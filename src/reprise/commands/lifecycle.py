@@ -21,7 +21,7 @@ from typing import IO, Any
 from reprise.commands.capture import Console, capture, secrets_of
 from reprise.commands.finish import finalize, outcome, run_lock
 from reprise.core import keys
-from reprise.core.errors import EngineError, JobGoneError, RepriseError, UsageError
+from reprise.core.errors import Detached, EngineError, JobGoneError, RepriseError, UsageError
 from reprise.core.progress import Say, quiet
 from reprise.core.record import FINAL_STATES
 from reprise.edges.runstore import read_record, utc_now, write_record
@@ -141,7 +141,7 @@ def follow(
             except KeyboardInterrupt:
                 if on_interrupt != "stop":
                     say(f"detached; the run goes on: reprise attach {record['run_id']}")
-                    raise
+                    raise Detached from None
                 interrupted(backend, run_dir, job, card_template, say)
                 raise
             except JobGoneError as exc:

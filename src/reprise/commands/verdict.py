@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reprise.core import fingerprints, keys
+from reprise.core.display import printable
 from reprise.core.divergence import (
     JSONL_SUFFIXES,
     RERUN,
@@ -27,6 +28,7 @@ from reprise.core.divergence import (
 )
 from reprise.core.errors import RecordError, RepriseError, UsageError
 from reprise.core.manifest import MAX_BYTES, Manifest, ManifestDiff
+from reprise.core.progress import Say, quiet
 from reprise.edges.runfiles import open_regular, read_regular
 from reprise.execution.backend import Backend
 
@@ -154,6 +156,7 @@ def explain(
     *,
     sides: tuple[str, str] = RERUN,
     verbose: bool = True,
+    say: Say = quiet,
 ) -> tuple[dict[str, Any], list[str]]:
     """Reports on each changed file: metrics lines, tensors (one line per file unless
     ``verbose``); plus missing and extra files. ``sides`` names a and b in the lines."""
@@ -198,6 +201,7 @@ def explain(
                 lines.append(describe_text(path, report))
                 continue
         if path.endswith(TENSOR_SUFFIXES) and backend is not None and image_id is not None:
+            say(f"comparing the tensors of {printable(path)} in the run's image")
             report = compare_tensors(backend, image_id, a_dir / path, b_dir / path)
             reports[path] = {"kind": "tensors", **report}
             lines.extend(describe_tensors(path, report, sides, verbose=verbose))
