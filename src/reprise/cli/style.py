@@ -92,37 +92,42 @@ def spinner(step: str, say: Callable[[str], None]) -> Iterator[Callable[[str], N
 
 
 class ByteMeter:
-    """Bytes done of a total, with the rate: a rich bar on a terminal, else nothing (a line
-    at the end says how much went through)."""
+    """A :class:`reprise.core.progress.Meter`: bytes done of the total, the rate and the
+    time left as a rich bar on stderr on a terminal (unless quiet); a line at the end says
+    how much went through, how fast."""
 
-    def __init__(self, label: str, total: int | None, say: Callable[[str], None]) -> None:
-        self.label, self.total, self.say = label, total, say
+    def __init__(self, label: str, say: Callable[[str], None]) -> None:
+        self.label, self.say = label, say
         self.done = 0
         self.started = time.monotonic()
         self._progress: Any = None
         self._task: Any = None
-        if not is_quiet() and colour_on(sys.stderr):
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
 
-            self._progress = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                DownloadColumn(binary_units=True),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=Console(file=sys.stderr),
-                transient=True,
-            )
-            self._progress.start()
-            self._task = self._progress.add_task(label, total=total)
+    def start(self, total: int | None) -> None:
+        self.started = time.monotonic()
+        if is_quiet() or not colour_on(sys.stderr) or self._progress is not None:
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(file=sys.stderr),
+            transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(self.label, total=total)
 
     def __call__(self, count: int) -> None:
         self.done += count
@@ -139,10 +144,8 @@ class ByteMeter:
 
 
 @contextlib.contextmanager
-def byte_meter(
-    label: str, total: int | None, say: Callable[[str], None]
-) -> Iterator[Callable[[int], None]]:
-    meter = ByteMeter(label, total, say)
+def byte_meter(label: str, say: Callable[[str], None]) -> Iterator[ByteMeter]:
+    meter = ByteMeter(label, say)
     try:
         yield meter
     finally:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reprise.core import fingerprints, keys
-from reprise.core.display import printable
+from reprise.core.display import human_bytes, printable
 from reprise.core.divergence import (
     JSONL_SUFFIXES,
     RERUN,
@@ -208,7 +208,7 @@ def explain(
             continue
         size_a = (a_dir / path).stat().st_size
         size_b = (b_dir / path).stat().st_size
-        lines.append(f"{path}: content differs ({size_a} -> {size_b} bytes)")
+        lines.append(f"{path}: content differs ({human_bytes(size_a)} -> {human_bytes(size_b)})")
     lines += [f"{p}: missing from {sides[1]}" for p in diff.missing]
     lines += [f"{p}: only in {sides[1]}" for p in diff.extra]
     return reports, lines
