@@ -128,3 +128,23 @@ def test_a_two_by_two_sweep_builds_once_runs_two_at_a_time_and_compares(
     assert "rerun" not in differ.stdout
     every = reprise(example, "diff", a, b, "-v").stdout
     assert every.count("checkpoints/final.pt: tensor ") > 1
+
+
+WRITES_METRICS = (
+    "import json, os\n"
+    "with open(os.path.join(os.environ['REPRISE_OUTPUTS'], 'metrics.jsonl'), 'w') as f:\n"
+    "    for step in range(3):\n"
+    "        f.write(json.dumps({'step': step, 'val_loss': 1.0 / (step + 1)}) + '\\n')\n"
+)
+
+
+def test_metrics_written_into_outputs_reach_show_and_the_card(
+    example: Path, engine: Engine, image: builder.BuildResult
+) -> None:
+    ran = reprise(example, "run", "--json", "--", "python", "-c", WRITES_METRICS)
+    assert ran.returncode == 0, ran.stderr
+    run_id = json.loads(ran.stdout)["run_id"]
+    shown = reprise(example, "show", run_id).stdout
+    assert "metric     val_loss: final 0.333333, best 0.333333 (min)" in shown
+    card = (example / "runs" / "spiral" / run_id / "model_card.md").read_text()
+    assert "No metrics were logged" not in card and "val_loss" in card

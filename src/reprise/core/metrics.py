@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,3 +127,16 @@ def summarize(
         best_step, best = pick(points, key=lambda p: p[1])
         summaries.append(MetricSummary(name, points[-1][1], best, best_step, goal, len(points)))
     return summaries
+
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def pick_metrics_file(paths: Sequence[str], preferred: str) -> str | None:
+    """Which of a run's files holds its metrics: ``preferred`` (logs/metrics.jsonl) when it
+    is among ``paths``, else a ``metrics.jsonl`` anywhere, the shallowest first, then by path
+    (a script that writes $REPRISE_OUTPUTS/metrics.jsonl, or outputs/eval/metrics.jsonl)."""
+    if preferred in paths:
+        return preferred
+    found = [p for p in paths if p.rsplit("/", 1)[-1] == METRICS_FILE]
+    return min(found, key=lambda p: (p.count("/"), p)) if found else None
