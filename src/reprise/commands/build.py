@@ -28,11 +28,13 @@ from reprise.core.image import (
     runtime_hash,
     sha256,
     torch_base_mismatch,
+    wheelhouse_files,
     write_tar,
 )
 from reprise.core.layers import HEAVY_BYTES, HEAVY_NAMES
 from reprise.core.names import parse_image_ref
 from reprise.core.progress import Say
+from reprise.core.settings import Settings
 from reprise.core.templating import template_text
 from reprise.core.workspace import Member, link_files, linked, parse_lock
 from reprise.edges.assembly import Assembly, assemble
@@ -148,11 +150,9 @@ def check_requires_python(requires: str | None, python: BasePython, base: str) -
         )
 
 
-def prepare(
-    project: Project, engine: Engine, say: Say, *, lock: bytes | None = None
-) -> tuple[ImageInputs, ImagePlan, str]:
-    settings = project.settings
-    lock = read_lock(project) if lock is None else lock
+def check_build_settings(settings: Settings) -> None:
+    """The CA bundle and the wheelhouse the build would copy in: checked before the engine is
+    asked anything (an empty wheelhouse would otherwise be Docker's COPY error)."""
     if settings.ca_bundle is not None and not settings.ca_bundle.is_file():
         raise SettingsError(
             f"ca-bundle {settings.ca_bundle} is not a file",
@@ -165,6 +165,16 @@ def prepare(
             key="wheelhouse",
             value=str(settings.wheelhouse),
         )
+    if settings.wheelhouse is not None:
+        wheelhouse_files(settings.wheelhouse)
+
+
+def prepare(
+    project: Project, engine: Engine, say: Say, *, lock: bytes | None = None
+) -> tuple[ImageInputs, ImagePlan, str]:
+    settings = project.settings
+    lock = read_lock(project) if lock is None else lock
+    check_build_settings(settings)
     if project.ignored_lock is not None:
         say(
             f"warning: {project.ignored_lock} is ignored: uv uses the workspace's lock, "
@@ -391,6 +401,7 @@ def build_project(
     no_cache: bool = False,
 ) -> dict[str, Any]:
     """`reprise build`: build or reuse the image, and push it when asked."""
+    check_build_settings(project.settings)
     engine = Engine.from_env()
     result = build(project, engine, say, force=force, lock=read_lock(project), no_cache=no_cache)
     out: dict[str, Any] = {"tag": result.plan.tag, "id": result.image_id, "built": result.built}

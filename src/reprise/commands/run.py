@@ -294,12 +294,13 @@ def launch(
     """`reprise run`: check every input, connect to where runs execute (``host`` or
     ``context``, else the settings and the docker environment), build (or reuse) the image
     here, and (unless ``detach``) follow the job to the end. Returns the run directory."""
-    from reprise.commands.build import build, run_image
+    from reprise.commands.build import build, check_build_settings, run_image
     from reprise.commands.prepare import with_prepared
     from reprise.edges.docker import Engine
     from reprise.edges.project import read_lock
     from reprise.execution import open_backend, resolve_target
 
+    check_build_settings(project.settings)
     target = resolve_target(host=host, context=context, setting=project.settings.host)
     lock = read_lock(project)
     inputs = prepare_run(

@@ -76,7 +76,7 @@ def launch_sweep(
 ) -> SweepResult:
     """`reprise run -m`: check every run, build once, run them all. Returns the sweep's id
     and its run directories (each run.json holds its status)."""
-    from reprise.commands.build import build, run_image
+    from reprise.commands.build import build, check_build_settings, run_image
     from reprise.commands.prepare import with_prepared
     from reprise.edges.docker import Engine
     from reprise.edges.project import read_lock
@@ -84,6 +84,7 @@ def launch_sweep(
 
     if not 1 <= jobs <= MAX_JOBS:
         raise UsageError(f"-j takes 1 to {MAX_JOBS} runs at a time, not {jobs}")
+    check_build_settings(project.settings)
     target = resolve_target(host=host, context=context, setting=project.settings.host)
     lock = read_lock(project)
     sweep_id = names.new_sweep_id()

@@ -58,3 +58,20 @@ def test_the_cli_passes_no_cache_down(tmp_path: Path, monkeypatch: pytest.Monkey
     result = CliRunner().invoke(cli, ["--project", str(root), "build", "--no-cache"])
     assert result.exit_code == 0, result.output
     assert seen["no_cache"] is True and seen["force"] is False
+
+
+@pytest.mark.parametrize("command", [["build"], ["run"], ["run", "-m", "lr=0.1,0.2"]])
+def test_an_empty_wheelhouse_is_reprises_error_not_dockers(
+    tmp_path: Path, command: list[str]
+) -> None:
+    root = tiny_project(tmp_path / "tiny")
+    init_repo(root)
+    (tmp_path / "wheels").mkdir()
+    result = CliRunner().invoke(
+        cli,
+        ["--project", str(root), *command],
+        env={"REPRISE_WHEELHOUSE": str(tmp_path / "wheels"), "DOCKER_HOST": "unix:///nonexistent"},
+    )
+    assert result.exit_code == 4, result.output
+    assert f"wheelhouse {tmp_path / 'wheels'} holds no files" in result.stderr
+    assert "hint: put the project's wheels there" in result.stderr
