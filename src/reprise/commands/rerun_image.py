@@ -7,12 +7,12 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from reprise.commands.build import RunImage, build, run_image
+from reprise.commands.build import RunImage, build, prepare, run_image
 from reprise.core import keys, names
-from reprise.core.errors import RecordError
-from reprise.core.progress import Say
+from reprise.core.errors import RecordError, RepriseError
+from reprise.core.progress import Say, quiet
 from reprise.core.settings import Settings
-from reprise.edges.project import load_project
+from reprise.edges.project import Project, load_project
 from reprise.edges.runfiles import read_regular
 from reprise.execution.backend import Backend
 
@@ -94,3 +94,29 @@ def recorded_image(record: dict[str, Any], run_dir: Path, image_id: str, source:
         lock=record_file(run_dir, keys.RUN_LOCK),
         env=dict(record["environment"]["image"]),
     )
+
+
+def adopt_pulled(project: Project, record: dict[str, Any], image_id: str, say: Say) -> None:
+    """An image pulled by digest for a rerun, when the inputs that define it (its spec hash:
+    lock, base, Python, template) are this project's as it stands: tagged as the project's
+    own build would tag it, so that the next `reprise build` reuses it instead of building a
+    different one. A tag that exists is never moved; any doubt leaves the image untagged."""
+    from reprise.edges.docker import Engine
+
+    try:
+        engine = Engine.from_env()
+        _, plan, _ = prepare(project, engine, quiet)
+        attrs = engine.image_attrs(image_id) or {}
+    except RepriseError:
+        return
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    if plan.tag != record["image"].get("tag") or labels.get(keys.LABEL_SPEC_HASH) != plan.spec_hash:
+        say(
+            f"the pulled image is not what this project builds now (its inputs differ): not tagged {plan.tag}"
+        )
+        return
+    if engine.image_attrs(plan.tag) is not None:
+        return
+    repo, tag = plan.tag.rsplit(":", 1)
+    engine.tag(image_id, repo, tag)
+    say(f"tagged the pulled image {plan.tag}: the project's next build reuses it")
