@@ -117,7 +117,6 @@ def reproduce(
         allow_prepare=allow_prepare,
         card_template=settings.card_template if settings else None,
         settings=settings,
-        project=project,
     )
     verdicts = reproduce_refs(
         [scoped_ref(ctx, runs_dir, ref) for ref in runs],

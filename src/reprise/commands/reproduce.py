@@ -18,13 +18,7 @@ from typing import IO, Any
 from reprise.commands.build import RunImage
 from reprise.commands.finish import render_card_safely
 from reprise.commands.inputs import RunInputs, code_dir
-from reprise.commands.rerun_image import (
-    adopt_pulled,
-    locate_image,
-    rebuild_image,
-    record_file,
-    recorded_image,
-)
+from reprise.commands.rerun_image import locate_image, rebuild_image, record_file, recorded_image
 from reprise.commands.run import execute
 from reprise.commands.verdict import (
     Verdict,
@@ -54,7 +48,6 @@ from reprise.core.resources import Resources
 from reprise.core.settings import Prepare, Settings
 from reprise.edges.datasets import Dataset, hash_datasets
 from reprise.edges.git import CodeState, export_code
-from reprise.edges.project import Project
 from reprise.edges.runstore import read_record, utc_now, write_record
 from reprise.execution.backend import Backend
 
@@ -74,9 +67,6 @@ class ReproduceOptions:
     # The user's own project settings: --rebuild takes its wheelhouse and CA bundle from
     # here, never from the recorded project (whose paths would be host paths).
     settings: Settings | None = None
-    # The project reproduce runs in: an image pulled for a rerun whose inputs are this
-    # project's as it stands is tagged as its build would tag it (the next build reuses it).
-    project: Project | None = None
 
 
 # --- the rerun -----------------------------------------------------------------------------
@@ -192,13 +182,7 @@ def _image(
         say(f"environment {found['verdict']}: proven {found['proven']}")
         image.record["verified"] = found
         return image
-    image_id, source = locate_image(backend, record, options.registry, say)
-    if (
-        source.startswith("pulled")
-        and options.project is not None
-        and backend.executor["kind"] == "local"
-    ):
-        adopt_pulled(options.project, record, image_id, say)
+    image_id, source = locate_image(backend, record, options.registry, say, root=options.repo)
     return recorded_image(record, run_dir, image_id, source)
 
 
