@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -148,3 +149,23 @@ def test_metrics_written_into_outputs_reach_show_and_the_card(
     assert "metric     val_loss: final 0.333333, best 0.333333 (min)" in shown
     card = (example / "runs" / "spiral" / run_id / "model_card.md").read_text()
     assert "No metrics were logged" not in card and "val_loss" in card
+
+
+def _many_runs_walkthrough() -> list[str]:
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split("### Many runs", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    return [re.split(r"\s{2,}#", line)[0].strip() for line in section.splitlines() if line.strip()]
+
+
+def test_the_readmes_many_runs_walkthrough_runs_as_written(
+    example: Path, engine: Engine, image: builder.BuildResult
+) -> None:
+    lines = _many_runs_walkthrough()
+    assert len(lines) >= 10 and lines[0].startswith("reprise run -m ")
+    for line in lines:
+        argv = shlex.split(line)
+        assert argv[0] == "reprise"
+        done = reprise(example, *argv[1:], timeout=600)
+        expected = (0, 5) if argv[1] == "diff" else (0,)  # diff: 5 when the outputs differ
+        assert done.returncode in expected, f"{line}\n{done.stdout}\n{done.stderr}"
+        assert "Traceback" not in done.stderr, line
