@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import click
 
-from reprise.core.display import human_bytes
+from reprise.core.display import human_bytes, printable
 
 STATUS_COLOURS = {
     "succeeded": "green",
@@ -78,15 +78,16 @@ def spinner(step: str, say: Callable[[str], None]) -> Iterator[Callable[[str], N
         yield say
         return
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console(file=sys.stderr, highlight=False)
-    with console.status(step, spinner="dots") as status:
+    with console.status(escape(printable(step)), spinner="dots") as status:
 
         def update(message: str) -> None:
             if message.startswith("warning"):
                 console.print(warning_text(message), markup=False, highlight=False)
             else:
-                status.update(message.replace("[", "\\["))
+                status.update(escape(printable(message)))
 
         yield update
 

@@ -79,3 +79,22 @@ def test_ctrl_c_in_attach_says_detached_and_not_interrupted(
     result = CliRunner().invoke(cli, ["attach", str(run)])
     assert result.exit_code == 130
     assert "detached" in result.stderr and "interrupted" not in result.stderr
+
+
+def test_the_spinner_shows_steps_on_a_terminal_and_passes_them_on_when_piped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    err = Tty()
+    monkeypatch.setattr("sys.stderr", err)
+    said: list[str] = []
+    with style.spinner("comparing [bold]a[/bold]", said.append) as step:
+        step("comparing the tensors of ckpt[1].pt")  # markup in a step is text, not style
+        step("warning: something to keep")
+    assert said == []  # on a terminal the spinner shows the steps
+    assert "warning:" in err.getvalue() and "something to keep" in err.getvalue()
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # piped: every step said as a line
+    with style.spinner("comparing", said.append) as step:
+        step("comparing the tensors of ckpt.pt")
+    assert said == ["comparing the tensors of ckpt.pt"]
