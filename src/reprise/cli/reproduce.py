@@ -104,8 +104,11 @@ def reproduce(
     from reprise.core.junit import verdicts_to_junit
     from reprise.edges.runstore import atomic_write
 
-    where = runs_dir_of(ctx, runs_dir)
     project = maybe_project(ctx)
+    if runs_dir is None and project is None and runs and all(Path(r).is_file() for r in runs):
+        runs_dir = "runs"  # a collaborator's bundle, with no project here: ./runs
+        say("no project here: the bundle's run goes to ./runs (--runs-dir DIR to choose)")
+    where = runs_dir_of(ctx, runs_dir)
     settings = project.settings if project else None
     options = ReproduceOptions(
         repo=project.root if project else None,
