@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -169,3 +170,25 @@ def test_the_readmes_many_runs_walkthrough_runs_as_written(
         expected = (0, 5) if argv[1] == "diff" else (0,)  # diff: 5 when the outputs differ
         assert done.returncode in expected, f"{line}\n{done.stdout}\n{done.stderr}"
         assert "Traceback" not in done.stderr, line
+
+
+def test_ctrl_c_in_attach_says_detached_only_and_the_run_goes_on(
+    example: Path, engine: Engine, image: builder.BuildResult
+) -> None:
+    started = reprise(example, "run", "--detach", "--json", "--", "python", "-c", TALK_THEN_SLEEP)
+    assert started.returncode == 0, started.stderr
+    run_id = json.loads(started.stdout)["run_id"]
+    attach = subprocess.Popen(
+        [sys.executable, "-m", "reprise", "--project", str(example), "attach", run_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3.0)
+    attach.send_signal(signal.SIGINT)
+    _, err = attach.communicate(timeout=60)
+    assert attach.returncode == 130
+    assert "detached; the run goes on" in err and "interrupted" not in err, err
+    assert read_record(example / "runs" / "spiral" / run_id)["status"] == "running"
+    stopped = reprise(example, "stop", run_id, "--time", "1")
+    assert stopped.returncode == 0, stopped.stderr

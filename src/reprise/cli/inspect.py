@@ -144,8 +144,14 @@ def show(ctx: click.Context, run: str, as_json: bool, runs_dir: str | None) -> N
     if as_json:
         emit_json(record)
         return
+    from reprise.cli.style import word
+
     project = maybe_project(ctx)
     for line in describe_run(record, run_dir, project.settings.metrics if project else None):
+        if line.startswith("status     "):  # the status word coloured on a terminal
+            head, status = line[:11], line[11:]
+            word_end = len(status.split(" ", 1)[0].split(":", 1)[0])
+            line = head + word(status[:word_end]) + status[word_end:]
         click.echo(line)
 
 

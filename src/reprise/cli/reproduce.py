@@ -297,7 +297,17 @@ def diff(
     if as_json:
         emit_json(result)
     else:
+        from reprise.cli.style import word
+
         for line in result["summary"]:
+            if line.startswith("outputs  "):  # identical / differ, coloured on a terminal
+                verdict = line[9:].split(" ", 1)[0].rstrip(":")
+                colour = {"identical": "identical", "differ": "diverged"}.get(verdict)
+                line = (
+                    "outputs  "
+                    + (word(colour).replace(colour, verdict) if colour else verdict)
+                    + line[9 + len(verdict) :]
+                )
             click.echo(line)
     outputs = result["outputs"]
     ctx.exit(0 if outputs["identical"] else 6 if outputs["nothing_compared"] else 5)

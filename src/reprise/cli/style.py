@@ -48,9 +48,10 @@ def is_quiet() -> bool:
     return _state["quiet"]
 
 
-def word(text: str, *, err: bool = False) -> str:
-    """A status or verdict, coloured by what it means when its stream is a terminal."""
-    colour = STATUS_COLOURS.get(text.split(" ", 1)[0])
+def word(text: str, *, err: bool = False, meaning: str | None = None) -> str:
+    """A status or verdict (or ``text`` meaning one), coloured by what it means when its
+    stream is a terminal."""
+    colour = STATUS_COLOURS.get(meaning or text.split(" ", 1)[0])
     if colour is None or not colour_on(sys.stderr if err else sys.stdout):
         return text
     return click.style(text, fg=colour, bold=True if colour == "red" else None)

@@ -19,7 +19,7 @@ from typing import Any
 from reprise.commands.build import RunImage
 from reprise.commands.inputs import RunInputs, prepare_run
 from reprise.commands.lifecycle import follow, request_stop
-from reprise.commands.run import execute, start
+from reprise.commands.run import deferred_interrupt, execute, start
 from reprise.core import names, sweep
 from reprise.core.envvars import RunEnv
 from reprise.core.errors import EngineError, UsageError
@@ -47,7 +47,7 @@ def plan(
     **run_args: Any,
 ) -> list[RunInputs]:
     """Each run's inputs, checked (config keys, values, seeds) before anything is built."""
-    combos = sweep.expand(overrides)
+    combos = sweep.expand(overrides, seed_flag=run_args.get("seed") is not None)
     return [
         replace(
             prepare_run(project, overrides=combo, **run_args),
@@ -162,13 +162,18 @@ class _Sweep:
                 for future in finished:
                     future.result()  # a worker's error ends the sweep, as in one_by_one
         except BaseException:
-            self.cancel.set()
-            pool.shutdown(wait=False, cancel_futures=True)
-            with self.lock:
-                started = list(self.started)
-            for run_dir in started:
-                self._stop(run_dir)
-            pool.shutdown(wait=True)  # each worker finishes its run's record
+            # Another Ctrl-C while the started runs are stopped is held until they are.
+            with deferred_interrupt():
+                self.cancel.set()
+                pool.shutdown(wait=False, cancel_futures=True)
+                with self.lock:
+                    started = list(self.started)
+                for run_dir in started:
+                    self._stop(run_dir)
+                pool.shutdown(wait=True)  # each worker finishes its run's record
+            for future in futures:
+                if future.done() and not future.cancelled() and future.exception() is not None:
+                    self.say(f"warning: a run of the sweep ended in error: {future.exception()}")
             raise
         pool.shutdown(wait=True)
         return sorted(self.started, key=lambda d: int(read_record(d)["sweep"]["index"]))

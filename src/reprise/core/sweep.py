@@ -55,6 +55,8 @@ def parse_sweep_override(text: str) -> Swept:
             raise UsageError(f"{text!r}: {function}() sweeps are not supported", hint=_HINT)
         items = _split(inner, text)
         values = _range(items, text) if function == "range" else items
+    elif body == "":
+        values = [""]  # key= : the empty value, as a single override takes it
     else:
         values = _split(body, text)
     if not values:
@@ -132,10 +134,18 @@ def _range(items: Sequence[str], text: str) -> list[str]:
     return [repr(float(round(v, 12))) for v in values]
 
 
-def expand(overrides: Sequence[str]) -> list[tuple[str, ...]]:
-    """Every run's overrides, in Hydra's order; refused beyond MAX_RUNS runs."""
+def expand(overrides: Sequence[str], *, seed_flag: bool = False) -> list[tuple[str, ...]]:
+    """Every run's overrides, in Hydra's order; refused beyond MAX_RUNS runs, and when
+    ``seed_flag`` (--seed, which would win over every run's seed) meets a swept seed."""
     swept = [parse_sweep_override(o) for o in overrides]
     keys = [s.key.lstrip("+") for s in swept]
+    if seed_flag and any(
+        k == "seed" and len(s.values) > 1 for k, s in zip(keys, swept, strict=True)
+    ):
+        raise UsageError(
+            "--seed would give every run of the sweep the same seed, whatever seed=... sweeps",
+            hint="drop --seed (seed=1,2,3 sets each run's seed), or stop sweeping seed",
+        )
     repeated = sorted({k for k in keys if keys.count(k) > 1})
     if repeated:
         raise UsageError(f"sweep sets {', '.join(repeated)} more than once", hint=_HINT)

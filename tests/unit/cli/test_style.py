@@ -32,6 +32,7 @@ def test_colour_only_on_a_terminal_without_no_color(monkeypatch: pytest.MonkeyPa
     )
     assert style.word("identical") == click.style("identical", fg="green")
     assert style.word("spiral") == "spiral"  # not a status: as it is
+    assert style.word("differ", meaning="diverged") == click.style("differ", fg="red", bold=True)
     assert style.error_text("error: no\n  hint: yes").startswith(
         click.style("error", fg="red", bold=True)
     )

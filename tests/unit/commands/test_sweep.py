@@ -79,8 +79,12 @@ def test_runs_are_recorded_under_the_sweep_and_found_again(tmp_path: Path, jobs:
     assert table["config_keys"] == ["lr", "seed"] and table["seed_differs"]
 
 
-def test_ctrl_c_stops_the_started_runs_and_starts_no_more(tmp_path: Path) -> None:
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_stops_the_started_runs_and_starts_no_more(tmp_path: Path, presses: int) -> None:
+    """Once, or twice (the second while the started runs are being stopped: held)."""
     planned = _planned(tmp_path, ["seed=1,2,3,4"], "sweep-20261130-120000-0000bbbb")
+
+    fired: list[bool] = []
 
     class Slow(FakeBackend):
         def wait(self, job: str) -> JobExit:  # each job runs until it is stopped
@@ -91,13 +95,21 @@ def test_ctrl_c_stops_the_started_runs_and_starts_no_more(tmp_path: Path) -> Non
 
         def start(self, job: str) -> None:
             super().start(job)
-            if len(self.jobs_made) == 2:  # both workers busy: Ctrl-C, as a person would
+            if len(self.jobs_made) == 2 and not fired:  # both workers busy: Ctrl-C, once
+                fired.append(True)
                 threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
 
+        def stop(self, job: str, *, timeout: int) -> None:
+            super().stop(job, timeout=timeout)
+            if presses == 2 and len(self.stopped) == 1:  # pressed again while stopping
+                os.kill(os.getpid(), signal.SIGINT)
+
     backend = Slow()
-    runner = _Sweep(backend, IMAGE, planned, ["seed"], lambda _: None)
+    said: list[str] = []
+    runner = _Sweep(backend, IMAGE, planned, ["seed"], said.append)
     with pytest.raises(KeyboardInterrupt):
         runner.at_once(2)
+    assert not [s for s in said if "ended in error" in s], said
     records = [read_record(d) for d in runner.started]
     assert len(records) == 2 and len(backend.jobs_made) == 2
     assert [r["status"] for r in records] == ["interrupted", "interrupted"]

@@ -77,3 +77,13 @@ def test_varying_and_label_name_only_the_swept_keys() -> None:
     assert sweep.label(("optim.lr=0.1", "model.width=4", "+seed=2"), ["optim.lr", "seed"]) == (
         "optim.lr=0.1 +seed=2"
     )
+
+
+def test_an_empty_value_is_one_value_and_seed_flag_meets_no_swept_seed() -> None:
+    assert sweep.expand(["+note=", "lr=1,2"]) == [("+note=", "lr=1"), ("+note=", "lr=2")]
+    with pytest.raises(UsageError, match="--seed would give every run"):
+        sweep.expand(["seed=1,2"], seed_flag=True)
+    assert sweep.expand(["seed=3", "lr=1,2"], seed_flag=True) == [
+        ("seed=3", "lr=1"),
+        ("seed=3", "lr=2"),
+    ]
