@@ -115,7 +115,8 @@ def compare(a: Any, b: Any) -> dict[str, Any]:
                 tensors.append({"name": name, **result})
         elif repr(va) != repr(vb):
             others.append({"name": name, "original": repr(va)[:200], "rerun": repr(vb)[:200]})
-    return {"loadable": True, "tensors": tensors, "values": others}
+    count = sum(1 for n in fa.keys() | fb.keys() if _is_array(fa.get(n)) or _is_array(fb.get(n)))
+    return {"loadable": True, "tensors": tensors, "values": others, "tensor_count": count}
 
 
 def main(argv: list[str]) -> int:

@@ -128,4 +128,4 @@ def test_diff_of_a_hostile_composed_config_compares_it_by_hash(
     (runs[1] / "config.yaml").write_text(config)
     code, out, err = run_cli("diff", str(runs[0]), str(runs[1]), "--runs-dir", str(host.runs))
     assert code in (0, 6) and "Traceback" not in err, (code, err)
-    assert "note     config compared by hash only:" in out
+    assert "note: config compared by hash only:" in out

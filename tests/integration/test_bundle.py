@@ -129,6 +129,19 @@ def test_reproduce_takes_a_bundle_file(
     assert verdict["run_id"] == record["run_id"] and verdict["verdict"] == "identical"
 
 
+def test_reproduce_takes_a_bundle_file_outside_any_project(
+    exported: tuple[Path, Path, dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The air-gapped collaborator: a bundle, no project, no --runs-dir: ./runs."""
+    path, _, record = exported
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["reproduce", str(path), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["verdict"] == "identical"
+    assert "no project here: the bundle's run goes to ./runs" in result.stderr
+    assert (tmp_path / "runs" / record["experiment"] / record["run_id"] / "run.json").is_file()
+
+
 def test_push_to_an_unreachable_registry_exits_3_and_records_nothing(
     example: Path, project: Project, engine: Engine, image: builder.BuildResult
 ) -> None:

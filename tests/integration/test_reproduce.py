@@ -57,6 +57,11 @@ def test_reproduce_pulls_by_digest_and_is_identical(
         assert rerun["reproduction"]["verdict"] == "identical"
         assert rerun["image"]["id"] == record["image"]["id"]
         assert read_record(run_dir)["reproductions"][-1]["verdict"] == "identical"
+        # its inputs are the project's as it stands: tagged so, and the next build reuses it
+        assert f"tagged the pulled image {image.plan.tag}" in result.stderr
+        assert (engine.image_attrs(image.plan.tag) or {}).get("Id") == image.image_id
+        rebuilt = _cli(example, "build", "--json")
+        assert rebuilt.exit_code == 0 and json.loads(rebuilt.stdout)["built"] is False
     finally:
         if engine.image_attrs(image.image_id) is not None:
             engine.tag(image.image_id, repo, tag or "latest")  # keep the shared image for others

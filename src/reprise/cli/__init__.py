@@ -12,7 +12,18 @@ from collections.abc import Sequence
 import click
 
 from reprise import __version__
-from reprise.cli import build, export, inspect, project, reproduce, run, share
+from reprise.cli import (
+    build,
+    compare,
+    completion,
+    export,
+    inspect,
+    manage,
+    project,
+    reproduce,
+    run,
+    share,
+)
 from reprise.cli.common import Group
 
 
@@ -35,9 +46,18 @@ Examples:
     default=None,
     help="Project directory (default: the nearest one with a pyproject.toml).",
 )
+@click.option(
+    "--quiet", "-q", is_flag=True, help="No progress on stderr: only results, warnings, errors."
+)
 @click.pass_context
-def cli(ctx: click.Context, project_dir: str | None) -> None:
-    """reprise: containerized training runs you can rerun bit-for-bit."""
+def cli(ctx: click.Context, project_dir: str | None, quiet: bool) -> None:
+    """reprise: containerized training runs you can rerun bit-for-bit.
+
+    Colour on a terminal only (NO_COLOR turns it off); results on stdout, progress on stderr.
+    """
+    from reprise.cli.style import set_quiet
+
+    set_quiet(quiet)
     ctx.ensure_object(dict)
     ctx.obj["project_dir"] = project_dir
 
@@ -55,11 +75,18 @@ for command in (
     export.export,
     inspect.ls_,
     inspect.show,
+    compare.compare,
     inspect.gc,
     run.attach,
     run.wait,
     run.fetch,
+    manage.stop,
+    manage.logs,
+    manage.tag,
+    manage.note,
+    manage.rm,
     project.ci,
+    completion.completion,
 ):
     cli.add_command(command)
 

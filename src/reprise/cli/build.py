@@ -19,6 +19,12 @@ from reprise.cli.common import emit_json, project_of, say
 )
 @click.option("--force", is_flag=True, help="Build even when the image exists.")
 @click.option(
+    "--no-cache",
+    is_flag=True,
+    help="A clean rebuild: every step of the build anew (the engine's cache unused) and "
+    "every layer packed again; the same inputs still give the same image id.",
+)
+@click.option(
     "--verify",
     "verify_run",
     metavar="RUN",
@@ -33,6 +39,7 @@ def build(
     push: bool,
     registry: str | None,
     force: bool,
+    no_cache: bool,
     verify_run: str | None,
     as_json: bool,
 ) -> None:
@@ -42,6 +49,7 @@ def build(
     Examples:
       reprise build
       reprise build --dry-run > Dockerfile.preview
+      reprise build --no-cache
       reprise build --push --registry 127.0.0.1:5000/team
       reprise build --verify 20261123-1412   # exit 0: environment identical, 5: it differs
     """
@@ -57,7 +65,12 @@ def build(
         click.echo(plan.build_dockerfile, nl=False)
         return
     out: dict[str, Any] = build_project(
-        project, say, force=force, push_to=registry if push else None, push=push
+        project,
+        say,
+        force=force,
+        push_to=registry if push else None,
+        push=push,
+        no_cache=no_cache,
     )
     if as_json:
         emit_json(out)

@@ -11,14 +11,22 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from reprise.core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, RepriseError
+from reprise.core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, Detached, RepriseError
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from reprise.edges.project import Project
 
 
 def say(message: str) -> None:
-    click.echo(f"reprise: {message}", err=True)
+    """A progress line on stderr; with --quiet only warnings are shown."""
+    from reprise.cli.style import is_quiet, warning_text
+
+    if message.startswith("warning"):
+        click.echo(f"reprise: {warning_text(message)}", err=True)
+    elif not is_quiet():
+        click.echo(f"reprise: {message}", err=True)
 
 
 def emit_json(data: Any, *, compact: bool = False) -> None:
@@ -38,8 +46,12 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except RepriseError as exc:
-            click.echo(exc.render(), err=True)
+            from reprise.cli.style import error_text
+
+            click.echo(error_text(exc.render()), err=True)
             ctx.exit(exc.exit_code)
+        except Detached:
+            ctx.exit(EXIT_INTERRUPTED)  # "detached" is said already; the run goes on
         except KeyboardInterrupt:
             click.echo("reprise: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
@@ -139,14 +151,75 @@ def report_run(record: dict[str, Any], run_dir: Path, as_json: bool) -> None:
     status = record["status"]
     if record.get("exit_code") not in (None, 0):
         status += f" (exit code {record['exit_code']})"
-    click.echo(f"status   {status}")
+    from reprise.cli.style import word
+
+    click.echo(f"status   {word(status)}")
 
 
 def locate_run(ctx: click.Context, runs_dir: str | None, ref: str) -> Path:
-    """The run directory RUN names: a path (no project needed), else an id or a unique prefix
-    of one under the runs directory."""
+    """The run directory RUN names: a path (no project needed), else an id, a unique prefix
+    or suffix of one, a name, or latest~N under the runs directory. Without --runs-dir,
+    latest~N counts the project's experiment only."""
     from reprise.edges.runstore import find_run
 
     if "/" in ref or ref in (".", ".."):
         return find_run(Path(runs_dir or "."), ref)
-    return find_run(runs_dir_of(ctx, runs_dir), ref)
+    if runs_dir:
+        return find_run(Path(runs_dir), ref)
+    project = maybe_project(ctx)
+    if project is None:
+        return find_run(runs_dir_of(ctx, None), ref)  # runs_dir_of says there is no project
+    return find_run(project.settings.runs_dir, ref, experiment=project.settings.experiment)
+
+
+def scoped_ref(ctx: click.Context, runs_dir: str | None, ref: str) -> str:
+    """``latest~N`` made the path of the run it names (counting the project's experiment, as
+    locate_run does), for commands that take refs of several kinds; any other ref as it is."""
+    from reprise.core import names
+
+    if names.LATEST.fullmatch(ref) and not Path(ref).exists():
+        return str(locate_run(ctx, runs_dir, ref))
+    return ref
+
+
+def complete_runs(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of a RUN argument: latest, the runs' names and ids (newest first),
+    from --runs-dir or the project's runs directory; a path when the word has a '/'."""
+    from click.shell_completion import CompletionItem
+
+    from reprise.core.errors import RepriseError
+    from reprise.edges.project import find_root, load_project
+    from reprise.edges.runindex import all_summaries
+
+    if "/" in incomplete:
+        return [CompletionItem(incomplete, type="dir")]
+    try:
+        flag = ctx.params.get("runs_dir")
+        if flag:
+            runs_dir = Path(flag)
+        else:
+            root = ctx.find_root().params.get("project_dir")
+            project = load_project(Path(root) if root else find_root(Path.cwd()))
+            runs_dir = project.settings.runs_dir
+        summaries = all_summaries(runs_dir)
+    except (RepriseError, OSError):
+        return []
+    items = [CompletionItem("latest", help="the newest run")]
+    items += [
+        CompletionItem(s["name"], help=str(s.get("run_id"))) for s in summaries if s.get("name")
+    ]
+    items += [
+        CompletionItem(s["run_id"], help=str(s.get("status"))) for s in summaries if s.get("run_id")
+    ]
+    return [item for item in items if str(item.value).startswith(incomplete)]
+
+
+def complete_runs_or_files(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """As complete_runs, and files (bundles) too."""
+    from click.shell_completion import CompletionItem
+
+    return [*complete_runs(ctx, param, incomplete), CompletionItem(incomplete, type="file")]

@@ -8,6 +8,7 @@ import click
 
 from reprise.cli.common import (
     RUNS_DIR_OPTION,
+    complete_runs,
     emit_json,
     locate_run,
     maybe_project,
@@ -18,7 +19,7 @@ from reprise.cli.common import (
 
 
 @click.command()
-@click.argument("run")
+@click.argument("run", shell_complete=complete_runs)
 @click.option(
     "-o",
     "--output",
@@ -67,6 +68,13 @@ def card(
     type=click.Choice(["running", "succeeded", "failed", "interrupted", "lost"]),
     help="Only runs with this status.",
 )
+@click.option("--tag", "-t", default=None, help="Only runs with this tag.")
+@click.option(
+    "--sweep",
+    default=None,
+    metavar="SWEEP",
+    help="Only the runs of this sweep (its id, the id's last 8 hex digits, or latest).",
+)
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=None, help="At most N runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of run summaries.")
 @RUNS_DIR_OPTION
@@ -75,22 +83,37 @@ def ls_(
     ctx: click.Context,
     experiment: str | None,
     status: str | None,
+    tag: str | None,
+    sweep: str | None,
     limit: int | None,
     as_json: bool,
     runs_dir: str | None,
 ) -> None:
-    """List runs, newest first.
+    """List runs, newest first: name, status, seed, last verdict, whether a run reruns or
+    resumes another, tags, last note, command (quoted as a shell would).
+
+    On a terminal a table that fits it (colour unless NO_COLOR is set); piped, plain
+    columns. A value that is cut ends with an ellipsis; --json has every value whole.
 
     \b
     Examples:
       reprise ls
       reprise ls -e spiral -s failed
+      reprise ls --tag baseline
+      reprise ls --sweep latest
       reprise ls --json | jq '.[0].run_id'
     """
+    from reprise.cli.tables import print_runs
     from reprise.commands.show import list_runs
 
     runs = list_runs(
-        runs_dir_of(ctx, runs_dir), experiment=experiment, status=status, limit=limit, say=say
+        runs_dir_of(ctx, runs_dir),
+        experiment=experiment,
+        status=status,
+        tag=tag,
+        sweep=sweep,
+        limit=limit,
+        say=say,
     )
     if as_json:
         emit_json(runs, compact=True)
@@ -98,19 +121,11 @@ def ls_(
     if not runs:
         say("no runs")
         return
-    click.echo(
-        f"{'RUN':<31} {'EXPERIMENT':<16} {'STATUS':<12} {'SEED':>10}  {'VERDICT':<10} COMMAND"
-    )
-    for r in runs:
-        command = " ".join(r.get("command") or [])
-        click.echo(
-            f"{r['run_id']:<31} {str(r['experiment'])[:16]:<16} {r['status']!s:<12} "
-            f"{r['seed']!s:>10}  {r.get('last_verdict') or '-'!s:<10} {command[:40]}"
-        )
+    print_runs(runs)
 
 
 @click.command()
-@click.argument("run")
+@click.argument("run", shell_complete=complete_runs)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole run.json.")
 @RUNS_DIR_OPTION
 @click.pass_context
@@ -129,7 +144,14 @@ def show(ctx: click.Context, run: str, as_json: bool, runs_dir: str | None) -> N
     if as_json:
         emit_json(record)
         return
-    for line in describe_run(record, run_dir):
+    from reprise.cli.style import word
+
+    project = maybe_project(ctx)
+    for line in describe_run(record, run_dir, project.settings.metrics if project else None):
+        if line.startswith("status     "):  # the status word coloured on a terminal
+            head, status = line[:11], line[11:]
+            word_end = len(status.split(" ", 1)[0].split(":", 1)[0])
+            line = head + word(status[:word_end]) + status[word_end:]
         click.echo(line)
 
 
@@ -149,21 +171,12 @@ def gc(ctx: click.Context, yes: bool, as_json: bool, runs_dir: str | None) -> No
       reprise gc          # list what would be removed
       reprise gc --yes
     """
-    from reprise.commands.gc import collect
+    from reprise.commands.gc import collect, describe
 
     project = project_of(ctx)
     result = collect(runs_dir_of(ctx, runs_dir), project.settings.project_name, remove=yes, say=say)
     if as_json:
         emit_json(result)
         return
-    verb = "removed" if yes else "would remove"
-    for container in result["containers"]:
-        click.echo(f"{verb} stopped container {container[:12]} (its run is finished)")
-    for image in result["images"]:
-        what = image.get("kind") or "image"  # image, build stage, node archive
-        tags = f" {' '.join(image['tags'])}" if image["tags"] else ""
-        click.echo(f"{verb} {what} {image['id']}{tags} ({image['size']} bytes)")
-    click.echo(
-        f"{len(result['images'])} images, {result['bytes']} bytes {verb}"
-        + ("" if yes else " (pass --yes to remove)")
-    )
+    for line in describe(result):
+        click.echo(line)

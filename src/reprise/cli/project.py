@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from reprise import __version__
-from reprise.cli.common import RUNS_DIR_OPTION, maybe_project, runs_dir_of
+from reprise.cli.common import RUNS_DIR_OPTION, maybe_project, runs_dir_of, say, scoped_ref
 
 
 @click.command()
@@ -93,13 +93,17 @@ def ci_init(
     \b
     Example:
       reprise ci init 20261123-1412 --registry ghcr.io/acme/reprise
-      git add .github/workflows/reprise-replay.yml runs/ && git commit -m "replay in CI"
+      git add -f .github/workflows/reprise-replay.yml runs/spiral/20261123-1412... \\
+        && git commit -m "replay in CI"    # the command ci init prints
+
+    The runs it replays must be committed with it; runs/ is usually ignored by git, so
+    ci init prints the `git add -f` that adds them.
     """
     from reprise.commands.ci import write_workflow
 
     project = maybe_project(ctx)
-    path = write_workflow(
-        runs=runs,
+    workflow = write_workflow(
+        runs=[scoped_ref(ctx, runs_dir, ref) for ref in runs],
         runs_dir=runs_dir_of(ctx, runs_dir),
         base=project.root if project else Path.cwd(),
         output=Path(output),
@@ -110,4 +114,10 @@ def ci_init(
         timeout_minutes=timeout_minutes,
         force=force,
     )
-    click.echo(str(path))
+    if workflow.ignored:
+        say(
+            f"warning: git ignores {', '.join(workflow.ignored)}: a plain `git add` leaves "
+            "the replayed runs out of the commit"
+        )
+    say(f"commit the workflow and the runs it replays: {workflow.git_add}")
+    click.echo(str(workflow.path))

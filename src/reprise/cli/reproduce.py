@@ -9,12 +9,15 @@ import click
 
 from reprise.cli.common import (
     RUNS_DIR_OPTION,
+    complete_runs,
+    complete_runs_or_files,
     emit_json,
     host_options,
     locate_run,
     maybe_project,
     runs_dir_of,
     say,
+    scoped_ref,
 )
 
 
@@ -34,7 +37,7 @@ def _data_flags(values: tuple[str, ...]) -> dict[str, Path]:
 
 
 @click.command()
-@click.argument("runs", nargs=-1, required=True)
+@click.argument("runs", nargs=-1, required=True, shell_complete=complete_runs_or_files)
 @click.option("--registry", default=None, help="Registry to pull the image from, by digest.")
 @click.option(
     "--rebuild", is_flag=True, help="Rebuild the image when it cannot be had (a new artifact)."
@@ -93,8 +96,8 @@ def reproduce(
 ) -> None:
     """Rerun past runs from their records and prove the outputs bit-for-bit identical.
 
-    RUN is a run id, a unique prefix of one, a run directory, or a bundle file (imported
-    first). Exit codes: 0 identical, 5 diverged, 6 nothing compared (the run has no output),
+    RUN is a run id, a unique prefix or the suffix of one, a name, latest or latest~N, a run
+    directory, or a bundle file (imported first). Exit codes: 0 identical, 5 diverged, 6 nothing compared (the run has no output),
     2 bad input, 3 could not reproduce (image unavailable, --strict mismatch), 4 project.
 
     \b
@@ -109,8 +112,11 @@ def reproduce(
     from reprise.core.junit import verdicts_to_junit
     from reprise.edges.runstore import atomic_write
 
-    where = runs_dir_of(ctx, runs_dir)
     project = maybe_project(ctx)
+    if runs_dir is None and project is None and runs and all(Path(r).is_file() for r in runs):
+        runs_dir = "runs"  # a collaborator's bundle, with no project here: ./runs
+        say("no project here: the bundle's run goes to ./runs (--runs-dir DIR to choose)")
+    where = runs_dir_of(ctx, runs_dir)
     settings = project.settings if project else None
     options = ReproduceOptions(
         repo=project.root if project else None,
@@ -125,7 +131,7 @@ def reproduce(
         settings=settings,
     )
     verdicts = reproduce_refs(
-        runs,
+        [scoped_ref(ctx, runs_dir, ref) for ref in runs],
         host=host,
         context=context,
         runs_dir=where,
@@ -143,7 +149,7 @@ def reproduce(
 
 
 @click.command()
-@click.argument("run")
+@click.argument("run", shell_complete=complete_runs)
 @click.option("--registry", default=None, help="Registry to pull the image from, by digest.")
 @click.option(
     "--data",
@@ -225,28 +231,45 @@ def _report_verdict(verdict: Any) -> None:
     if volatile:
         shown = ", ".join(volatile[:5]) + (" ..." if len(volatile) > 5 else "")
         click.echo(f"volatile {len(volatile)} files recorded, not compared: {shown}")
+    from reprise.cli.style import word
+
     if verdict.verdict == "identical":
-        click.echo(f"verdict  identical ({verdict.files.to_dict()['same']} files bit-for-bit)")
+        same = verdict.files.to_dict()["same"]
+        click.echo(f"verdict  {word('identical')} ({same} files bit-for-bit)")
     elif verdict.verdict == "nothing-compared":
-        click.echo("verdict  nothing compared: the run produced no output to prove identical")
+        click.echo(
+            f"verdict  {word('nothing compared')}: the run produced no output to prove identical"
+        )
     elif verdict.verdict == "diverged":
-        click.echo("verdict  diverged")
+        click.echo(f"verdict  {word('diverged')}")
         for line in verdict.details:
             click.echo(f"  - {line}")
         if verdict.bisect:
             click.echo(f"bisect   passes {', '.join(verdict.bisect['runs'])}")
     else:
-        click.echo(f"verdict  error: {verdict.error}")
+        click.echo(f"verdict  {word('error')}: {verdict.error}")
 
 
 @click.command()
-@click.argument("run_a")
-@click.argument("run_b")
+@click.argument("run_a", shell_complete=complete_runs)
+@click.argument("run_b", shell_complete=complete_runs)
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as one JSON object.")
+@click.option(
+    "--verbose", "-v", is_flag=True, help="Every tensor that differs, not one line per file."
+)
 @RUNS_DIR_OPTION
 @click.pass_context
-def diff(ctx: click.Context, run_a: str, run_b: str, as_json: bool, runs_dir: str | None) -> None:
-    """Compare two runs: outputs (as reproduce does), config, image, code, seed, environment.
+def diff(
+    ctx: click.Context,
+    run_a: str,
+    run_b: str,
+    as_json: bool,
+    verbose: bool,
+    runs_dir: str | None,
+) -> None:
+    """Compare two runs: what went in (config, seed, code, image, environment), their
+    metrics side by side, then their outputs (as reproduce compares them; a checkpoint in
+    one line: how many tensors differ and by how much, every one with -v).
 
     Exit code 0 when the outputs are identical, 5 when they differ, 6 when neither run has
     an output to compare.
@@ -254,16 +277,37 @@ def diff(ctx: click.Context, run_a: str, run_b: str, as_json: bool, runs_dir: st
     \b
     Examples:
       reprise diff 20261123-1412 20261123-1530
+      reprise diff latest~1 latest -v
       reprise diff RUN_A RUN_B --json | jq .outputs.changed
     """
     from reprise.commands.diff import diff_runs
 
     a, b = locate_run(ctx, runs_dir, run_a), locate_run(ctx, runs_dir, run_b)
-    result = diff_runs(a, b, say=say)
+    from reprise.cli.style import spinner
+
+    project = maybe_project(ctx)
+    with spinner("comparing the runs", say) as step:
+        result = diff_runs(
+            a,
+            b,
+            say=step,
+            verbose=verbose,
+            directions=project.settings.metrics if project else None,
+        )
     if as_json:
         emit_json(result)
     else:
+        from reprise.cli.style import word
+
         for line in result["summary"]:
+            if line.startswith("outputs  "):  # identical / differ, coloured on a terminal
+                verdict = line[9:].split(" ", 1)[0].rstrip(":")
+                colour = {"identical": "identical", "differ": "diverged"}.get(verdict)
+                line = (
+                    "outputs  "
+                    + (word(colour).replace(colour, verdict) if colour else verdict)
+                    + line[9 + len(verdict) :]
+                )
             click.echo(line)
     outputs = result["outputs"]
     ctx.exit(0 if outputs["identical"] else 6 if outputs["nothing_compared"] else 5)

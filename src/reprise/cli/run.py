@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -11,6 +13,7 @@ from reprise.cli.common import (
     JSON_RECORD_OPTION,
     RUNS_DIR_OPTION,
     DashDashCommand,
+    complete_runs,
     host_options,
     locate_run,
     maybe_project,
@@ -38,6 +41,27 @@ from reprise.core.resources import DEFAULT_PIDS_LIMIT
     default=None,
     help="torch's deterministic algorithms: strict raises on an op without one, warn records "
     "it, off leaves torch as is (default: [tool.reprise] determinism, else strict; recorded).",
+)
+@click.option(
+    "--name",
+    default=None,
+    metavar="NAME",
+    help="Name the run (recorded; then NAME works wherever a run id does). Unique per runs dir.",
+)
+@click.option(
+    "--multirun",
+    "-m",
+    is_flag=True,
+    help="A sweep, in Hydra's grammar: key=a,b,c, key=range(1,4), key=choice(a,b); one run "
+    "per combination, one image, grouped under a sweep id (reprise ls --sweep ID).",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="With -m: how many runs at a time (their output to their logs only when more than 1).",
 )
 @JSON_RECORD_OPTION
 @click.option(
@@ -107,6 +131,9 @@ def run(
     gpus: str | None,
     threads: int | None,
     determinism: str | None,
+    name: str | None,
+    multirun: bool,
+    jobs: int,
     as_json: bool,
     detach: bool,
     env_flags: tuple[str, ...],
@@ -140,7 +167,10 @@ def run(
       reprise run --detach --memory 32g --env WANDB_MODE=offline --secret HF_TOKEN
       reprise run --host ssh://me@gpu-box   # inputs streamed there, outputs back here
       reprise run --slurm --nodes 2 --gpus-per-node 8 --partition gpu --time 4:00:00
+      reprise run --name baseline && reprise show baseline
+      reprise run -m optim.lr=0.01,0.1 seed=1,2,3 -j 2
     """
+    from reprise.commands.manage import check_name_free, set_name
     from reprise.commands.run import launch, validate_gpus_flag
     from reprise.commands.slurm import SlurmRequest
     from reprise.core.envvars import resolve_env
@@ -159,8 +189,31 @@ def run(
         memory=memory, shm_size=shm_size, cpus=cpus, pids_limit=pids_limit
     )
     flags = SlurmRequest(nodes, gpus_per_node, partition, time_limit, account, on_slurm)
+    slurm = flags if on_slurm or any(v is not None for v in flags.flags().values()) else None
+    project = project_of(ctx)
+    if not multirun and jobs != 1:
+        raise UsageError("-j runs a sweep's runs at a time: give it with -m")
+    if multirun:
+        if name is not None or detach or slurm is not None or dry_run:
+            given = (
+                "--name" if name is not None else "--detach" if detach
+                else "--dry-run" if dry_run and slurm is None else "--slurm"
+            )  # fmt: skip
+            raise UsageError(
+                f"{given} is for one run, not a sweep (a sweep runs on an engine)",
+                hint="a sweep's runs are found with: reprise ls --sweep latest",
+            )
+        _sweep(ctx, project, overrides, jobs, as_json, **{
+            "seed": seed, "command": ctx.meta.get("reprise.command"), "allow_dirty": allow_dirty,
+            "gpus": validate_gpus_flag(gpus), "threads": threads, "env": env,
+            "resources": resources, "host": host, "context": context,
+            "determinism": determinism,
+        })  # fmt: skip
+        return
+    if name is not None:
+        check_name_free(project.settings.runs_dir, name)
     result = launch(
-        project_of(ctx),
+        project,
         overrides=overrides,
         seed=seed,
         command=ctx.meta.get("reprise.command"),
@@ -174,14 +227,16 @@ def run(
         host=host,
         context=context,
         determinism=determinism,
-        slurm=flags if on_slurm or any(v is not None for v in flags.flags().values()) else None,
+        slurm=slurm,
         dry_run=dry_run,
     )
     if isinstance(result, str):  # --dry-run: the batch script
         click.echo(result, nl=False)
         return
     run_dir = result
-    record = read_record(run_dir)
+    # The name is recorded as launch returns (at once with --detach). Once launch takes
+    # name= and hands it to prepare_run, the first record holds it and this only confirms it.
+    record = set_name(run_dir, name) if name is not None else read_record(run_dir)
     if detach:
         say(f"started; follow it with: reprise attach {record['run_id']}")
     report_run(record, run_dir, as_json)
@@ -189,26 +244,58 @@ def run(
         ctx.exit(1)
 
 
+def _sweep(
+    ctx: click.Context,
+    project: Any,
+    overrides: tuple[str, ...],
+    jobs: int,
+    as_json: bool,
+    **run_args: Any,
+) -> None:
+    from reprise.cli.common import emit_json
+    from reprise.cli.compare import print_comparison
+    from reprise.commands.compare import compare
+    from reprise.commands.sweep import launch_sweep, summary
+    from reprise.core.errors import UsageError
+
+    if not overrides:
+        raise UsageError("-m sweeps over overrides: give some, e.g. optim.lr=0.01,0.1 seed=1,2")
+    result = launch_sweep(project, overrides=overrides, jobs=jobs, say=say, **run_args)
+    counts = summary(result)
+    table = compare(list(result.run_dirs), directions=project.settings.metrics)
+    if as_json:
+        emit_json({**counts, "comparison": table})
+    else:
+        print_comparison(table, only_changed=False)
+        statuses = ", ".join(f"{n} {status}" for status, n in sorted(counts["statuses"].items()))
+        say(f"sweep {result.id}: {statuses}; reprise compare --sweep {result.id}")
+    if counts["statuses"].get("succeeded", 0) != counts["planned"]:
+        ctx.exit(1)
+
+
 def _pick_up(
     ctx: click.Context, run: str, runs_dir: str | None, *, echo: bool, as_json: bool
 ) -> None:
+    from reprise.cli.style import spinner
     from reprise.commands.lifecycle import pick_up
 
     run_dir = locate_run(ctx, runs_dir, run)
     project = maybe_project(ctx)
-    record = pick_up(
-        run_dir,
-        echo=echo,
-        card=project.settings.card if project else None,
-        say=say,
-    )
+    waiting = contextlib.nullcontext(say) if echo else spinner(f"waiting for {run}", say)
+    with waiting as step:
+        record = pick_up(
+            run_dir,
+            echo=echo,
+            card=project.settings.card if project else None,
+            say=step,
+        )
     report_run(record, run_dir, as_json)
     if record["status"] != "succeeded":
         ctx.exit(1)
 
 
 @click.command()
-@click.argument("run")
+@click.argument("run", shell_complete=complete_runs)
 @JSON_RECORD_OPTION
 @RUNS_DIR_OPTION
 @click.pass_context
@@ -226,7 +313,7 @@ def attach(ctx: click.Context, run: str, as_json: bool, runs_dir: str | None) ->
 
 
 @click.command()
-@click.argument("run")
+@click.argument("run", shell_complete=complete_runs)
 @JSON_RECORD_OPTION
 @RUNS_DIR_OPTION
 @click.pass_context
@@ -241,7 +328,7 @@ def wait(ctx: click.Context, run: str, as_json: bool, runs_dir: str | None) -> N
 
 
 @click.command()
-@click.argument("run")
+@click.argument("run", shell_complete=complete_runs)
 @JSON_RECORD_OPTION
 @RUNS_DIR_OPTION
 @click.pass_context

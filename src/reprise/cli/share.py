@@ -8,16 +8,18 @@ import click
 
 from reprise.cli.common import (
     RUNS_DIR_OPTION,
+    complete_runs,
     emit_json,
     locate_run,
     maybe_project,
     runs_dir_of,
     say,
 )
+from reprise.core.display import human_bytes
 
 
 @click.command()
-@click.argument("run")
+@click.argument("run", shell_complete=complete_runs)
 @click.option(
     "--registry", default=None, help="Registry (default: REPRISE_REGISTRY / [tool.reprise])."
 )
@@ -53,7 +55,7 @@ def bundle() -> None:
 
 
 @bundle.command("export")
-@click.argument("run")
+@click.argument("run", shell_complete=complete_runs)
 @click.option(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="Bundle file to write."
 )
@@ -76,18 +78,21 @@ def bundle_export(
       reprise bundle export 20261123-1412 -o spiral.reprise
       reprise bundle export 20261123-1412 -o spiral-full.reprise --with-outputs
     """
+    from reprise.cli.style import byte_meter
     from reprise.commands.bundle.export import export_run
     from reprise.commands.bundle.inspect import describe
 
     run_dir = locate_run(ctx, runs_dir, run)
     project = maybe_project(ctx)
-    header = export_run(
-        run_dir,
-        Path(output),
-        with_outputs=with_outputs,
-        repo=project.root if project else None,
-        say=say,
-    )
+    with byte_meter("packing", say) as meter:
+        header = export_run(
+            run_dir,
+            Path(output),
+            with_outputs=with_outputs,
+            repo=project.root if project else None,
+            say=say,
+            meter=meter,
+        )
     if as_json:
         emit_json({"path": output, **describe(header)})
     else:
@@ -117,7 +122,7 @@ def bundle_inspect(file: str, as_json: bool) -> None:
     if info["image"].get("repo_digest"):
         click.echo(f"pushed as   {info['image']['repo_digest']}")
     for part, totals in sorted(info["parts"].items()):
-        click.echo(f"{part + '/':<11} {totals['files']} files, {totals['bytes']} bytes")
+        click.echo(f"{part + '/':<11} {totals['files']} files, {human_bytes(totals['bytes'])}")
     click.echo(f"outputs     {'included' if info['with_outputs'] else 'not included'}")
 
 
@@ -134,9 +139,11 @@ def bundle_import(ctx: click.Context, file: str, as_json: bool, runs_dir: str | 
       reprise bundle import spiral.reprise
       reprise bundle import spiral.reprise --runs-dir /data/runs && reprise reproduce RUN
     """
+    from reprise.cli.style import byte_meter
     from reprise.commands.bundle.importer import import_file
 
-    result = import_file(Path(file), runs_dir_of(ctx, runs_dir), say)
+    with byte_meter("reading the bundle", say) as meter:
+        result = import_file(Path(file), runs_dir_of(ctx, runs_dir), say, meter)
     out = {
         "run_id": result.run_dir.name,
         "run_dir": str(result.run_dir),

@@ -28,11 +28,13 @@ from reprise.core.image import (
     runtime_hash,
     sha256,
     torch_base_mismatch,
+    wheelhouse_files,
     write_tar,
 )
 from reprise.core.layers import HEAVY_BYTES, HEAVY_NAMES
 from reprise.core.names import parse_image_ref
 from reprise.core.progress import Say
+from reprise.core.settings import Settings
 from reprise.core.templating import template_text
 from reprise.core.workspace import Member, link_files, linked, parse_lock
 from reprise.edges.assembly import Assembly, assemble
@@ -148,11 +150,9 @@ def check_requires_python(requires: str | None, python: BasePython, base: str) -
         )
 
 
-def prepare(
-    project: Project, engine: Engine, say: Say, *, lock: bytes | None = None
-) -> tuple[ImageInputs, ImagePlan, str]:
-    settings = project.settings
-    lock = read_lock(project) if lock is None else lock
+def check_build_settings(settings: Settings) -> None:
+    """The CA bundle and the wheelhouse the build would copy in: checked before the engine is
+    asked anything (an empty wheelhouse would otherwise be Docker's COPY error)."""
     if settings.ca_bundle is not None and not settings.ca_bundle.is_file():
         raise SettingsError(
             f"ca-bundle {settings.ca_bundle} is not a file",
@@ -165,6 +165,16 @@ def prepare(
             key="wheelhouse",
             value=str(settings.wheelhouse),
         )
+    if settings.wheelhouse is not None:
+        wheelhouse_files(settings.wheelhouse)
+
+
+def prepare(
+    project: Project, engine: Engine, say: Say, *, lock: bytes | None = None
+) -> tuple[ImageInputs, ImagePlan, str]:
+    settings = project.settings
+    lock = read_lock(project) if lock is None else lock
+    check_build_settings(settings)
     if project.ignored_lock is not None:
         say(
             f"warning: {project.ignored_lock} is ignored: uv uses the workspace's lock, "
@@ -242,8 +252,18 @@ def plan_key(inputs: ImageInputs, template: str) -> str:
 
 
 def build(
-    project: Project, engine: Engine, say: Say, *, force: bool = False, lock: bytes | None = None
+    project: Project,
+    engine: Engine,
+    say: Say,
+    *,
+    force: bool = False,
+    lock: bytes | None = None,
+    no_cache: bool = False,
 ) -> BuildResult:
+    """Build the project's image, or reuse it when nothing that defines it changed.
+    ``force`` builds again (packing every layer anew); ``no_cache`` also builds every step
+    of the build stage anew, the engine's cache unused."""
+    force = force or no_cache
     inputs, plan, base_digest_ref = prepare(project, engine, say, lock=lock)
     existing = engine.image_attrs(plan.tag)
     if existing is not None and not force:
@@ -258,7 +278,9 @@ def build(
                 plan, inputs, str(existing["Id"]), False, inputs.base_ref, base_digest_ref
             )
         ensure_local(engine, base_digest_ref, say)
-        return _build(project, engine, inputs, plan, base_digest_ref, say, reuse=not force)
+        return _build(
+            project, engine, inputs, plan, base_digest_ref, say, reuse=not force, no_cache=no_cache
+        )
 
 
 def _build_lock(tag: str) -> contextlib.AbstractContextManager[None]:
@@ -275,6 +297,7 @@ def _build(
     say: Say,
     *,
     reuse: bool = True,
+    no_cache: bool = False,
 ) -> BuildResult:
     """Build the build stage, then assemble the image; with ``reuse``, a heavy package's
     layer packed before under the same key is taken from the engine (``--force`` and
@@ -294,7 +317,7 @@ def _build(
     with tempfile.TemporaryFile() as context, log_path.open("w", encoding="utf-8") as log:
         write_tar(files, context)
         context.seek(0)
-        stage = engine.build(context, f"{plan.tag}-build", progress=say, log=log)
+        stage = engine.build(context, f"{plan.tag}-build", progress=say, log=log, no_cache=no_cache)
     lib, scripts = final_files(inputs)
     heavy = [name.removeprefix("package ") for name in plan.layers if name.startswith("package ")]
     image_id, layers = assemble(
@@ -369,11 +392,18 @@ def plan_project(project: Project, say: Say) -> ImagePlan:
 
 
 def build_project(
-    project: Project, say: Say, *, force: bool, push: bool, push_to: str | None
+    project: Project,
+    say: Say,
+    *,
+    force: bool,
+    push: bool,
+    push_to: str | None,
+    no_cache: bool = False,
 ) -> dict[str, Any]:
     """`reprise build`: build or reuse the image, and push it when asked."""
+    check_build_settings(project.settings)
     engine = Engine.from_env()
-    result = build(project, engine, say, force=force, lock=read_lock(project))
+    result = build(project, engine, say, force=force, lock=read_lock(project), no_cache=no_cache)
     out: dict[str, Any] = {"tag": result.plan.tag, "id": result.image_id, "built": result.built}
     if push:
         from reprise.commands.push import push_image, registry_for

@@ -20,10 +20,13 @@ TEMPLATE_LIMIT = 1 << 20
 
 
 def metrics_text(run_dir: Path) -> str:
-    """The job's logs/metrics.jsonl: its complete lines within the first METRICS_LIMIT bytes;
-    empty when absent or not a regular file (the job may have planted anything there)."""
+    """The job's metrics (logs/metrics.jsonl, else a metrics.jsonl anywhere in what it
+    wrote): its complete lines within the first METRICS_LIMIT bytes; empty when absent or not
+    a regular file (the job may have planted anything there)."""
+    from reprise.commands.metricsfile import metrics_file
+
     try:
-        found = read_regular(run_dir, keys.RUN_METRICS, METRICS_LIMIT)
+        found = read_regular(run_dir, metrics_file(run_dir), METRICS_LIMIT)
     except OSError:
         return ""
     if found is None:

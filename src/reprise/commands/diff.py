@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from reprise.commands.verdict import explain, load_manifest
 from reprise.core import keys
 from reprise.core.config import config_hash, load_untrusted_config_text
-from reprise.core.divergence import diff_mappings
+from reprise.core.diffview import render
+from reprise.core.divergence import RERUN, TWO_RUNS, diff_mappings
 from reprise.core.errors import ConfigError, RecordError, RepriseError
 from reprise.core.manifest import compare_manifests
-from reprise.core.progress import Say
+from reprise.core.progress import Say, quiet
 from reprise.edges.runfiles import read_text_or_none
 from reprise.edges.runstore import read_record
 from reprise.execution.backend import Backend
@@ -47,8 +49,31 @@ def _configs(a_dir: Path, b_dir: Path) -> tuple[list[dict[str, Any]], list[str]]
     return diff_mappings(*parsed), []
 
 
-def compare_runs(a_dir: Path, b_dir: Path, backend: Backend | None) -> dict[str, Any]:
+def _metrics(a_dir: Path, b_dir: Path, directions: Mapping[str, str]) -> dict[str, Any]:
+    """Each metric either run logged: final and best on each side, and which way is better."""
+    from reprise.commands.compare import load
+
+    sides = {"a": load(a_dir, directions).metrics, "b": load(b_dir, directions).metrics}
+    out: dict[str, Any] = {}
+    for side, metrics in sides.items():
+        for name, m in metrics.items():
+            out.setdefault(name, {"goal": m.goal})[side] = {"final": m.final, "best": m.best}
+    return out
+
+
+def compare_runs(
+    a_dir: Path,
+    b_dir: Path,
+    backend: Backend | None,
+    *,
+    verbose: bool = False,
+    directions: Mapping[str, str] | None = None,
+    say: Say = quiet,
+) -> dict[str, Any]:
+    """Inputs, metrics and outputs of two runs. A run that reruns the other (`reproduce`) is
+    called the rerun; any other pair is run a and run b."""
     a, b = read_record(a_dir), read_record(b_dir)
+    sides = RERUN if b.get("reproduces") == a["run_id"] else TWO_RUNS
     ma, mb = load_manifest(a_dir), load_manifest(b_dir)
     volatile = a.get("volatile") or []
     diff = compare_manifests(ma, mb, volatile)
@@ -56,12 +81,14 @@ def compare_runs(a_dir: Path, b_dir: Path, backend: Backend | None) -> dict[str,
         a["image"]["id"] if backend is not None and backend.has_image(a["image"]["id"]) else None
     )
     kinds = ({e.path: e.kind for e in ma.files}, {e.path: e.kind for e in mb.files})
-    reports, details = explain(backend, image_id, a_dir, b_dir, diff, kinds)
+    reports, details = explain(
+        backend, image_id, a_dir, b_dir, diff, kinds, sides=sides, verbose=verbose, say=say
+    )
     config_changes, notes = _configs(a_dir, b_dir)
     volatile_b = b.get("volatile") or []
     if volatile_b != volatile:
         notes.append(
-            f"run b declares other volatile outputs ({', '.join(volatile_b) or 'none'}): "
+            f"{sides[1]} declares other volatile outputs ({', '.join(volatile_b) or 'none'}): "
             f"a's are applied ({', '.join(volatile) or 'none'})"
         )
     if diff.volatile:
@@ -90,34 +117,31 @@ def compare_runs(a_dir: Path, b_dir: Path, backend: Backend | None) -> dict[str,
         "command": diff_mappings({"command": a["command"]}, {"command": b["command"]}),
         "host": _section(a, b, "host"),
     }
-    summary = [f"a        {a['run_id']}", f"b        {b['run_id']}"]
-    summary.append(
-        "outputs  identical"
-        if diff.identical
-        else "outputs  none to compare"
-        if diff.nothing_compared
-        else "outputs  differ"
-    )
-    summary += [f"  - {line}" for line in details]
-    summary += [f"note     {note}" for note in notes]
-    for name, changes in inputs.items():
-        for c in changes:
-            summary.append(f"{name:<8} {c['key']}: {c['a']!r} -> {c['b']!r}")
-    return {
+    result = {
         "a": a["run_id"],
         "b": b["run_id"],
+        "rerun": sides == RERUN,
+        "inputs": inputs,
+        "metrics": _metrics(a_dir, b_dir, directions or {}),
         "outputs": diff.to_dict(),
         "reports": reports,
         "details": details,
-        "inputs": inputs,
-        "summary": summary,
         "notes": notes,
     }
+    result["summary"] = render(result, verbose=verbose)
+    return result
 
 
-def diff_runs(a: Path, b: Path, *, say: Say) -> dict[str, Any]:
+def diff_runs(
+    a: Path,
+    b: Path,
+    *,
+    say: Say,
+    verbose: bool = False,
+    directions: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """`reprise diff`: compare two runs (tensors through the engine, when one answers; by hash
-    alone otherwise)."""
+    alone otherwise); ``verbose`` lists every tensor that differs."""
     from reprise.execution import open_backend
 
     backend: Backend | None = None
@@ -125,4 +149,4 @@ def diff_runs(a: Path, b: Path, *, say: Say) -> dict[str, Any]:
         backend = open_backend()
     except RepriseError:
         say("no engine: tensor files are compared by hash only")
-    return compare_runs(a, b, backend)
+    return compare_runs(a, b, backend, verbose=verbose, directions=directions, say=say)

@@ -129,6 +129,7 @@ def _complete(
     status: str,
     exit_code: int | None,
     warnings: Sequence[str],
+    say: Say = quiet,
 ) -> None:
     record["status"] = status
     record["exit_code"] = exit_code
@@ -139,10 +140,12 @@ def _complete(
         (now - datetime.fromisoformat(started.replace("Z", "+00:00"))).total_seconds(), 3
     )
     notes = list(record.get("warnings") or []) + list(warnings)
-    record_outputs(run_dir, record, notes)
+    record_outputs(run_dir, record, notes, say)
 
 
-def record_outputs(run_dir: Path, record: dict[str, Any], notes: list[str]) -> None:
+def record_outputs(
+    run_dir: Path, record: dict[str, Any], notes: list[str], say: Say = quiet
+) -> None:
     """What the job left, into the record (written last): the config it used, the runtime's
     record, the manifest of its outputs, and FAILED for a run that did not succeed. For a run
     whose outputs are still where it ran (``fetched`` false) nothing of them is claimed."""
@@ -155,7 +158,7 @@ def record_outputs(run_dir: Path, record: dict[str, Any], notes: list[str]) -> N
     record["runtime"], note = runtime_record(run_dir)
     if note:
         notes.append(note)
-    manifest = manifest_of_run(run_dir)
+    manifest = manifest_of_run(run_dir, say)
     text = manifest.to_json()
     atomic_write(run_dir / keys.RUN_MANIFEST, text)
     record["manifest"] = {
@@ -248,7 +251,7 @@ def finalize(
             "free space in the runs directory, then run `reprise ls` (or `reprise wait "
             f"{record['run_id']}`) to finish it; the previous run.json is intact",
         ):
-            _complete(run_dir, record, status, exit_code, warnings)
+            _complete(run_dir, record, status, exit_code, warnings, say)
     for note in record.get("warnings") or []:
         say(f"warning: {note}")
     if backend is not None and job and record.get("fetched", True):

@@ -114,3 +114,28 @@ def collect(runs_dir: Path, project: str, *, remove: bool, say: Say) -> dict[str
         "bytes": sum(i.size for i in removed),
         "removed": remove,
     }
+
+
+def describe(result: dict[str, Any]) -> list[str]:
+    """`reprise gc`'s answer for a person: one line per container and image, then what it
+    comes to ("would remove 0 images (0 B) and 0 stopped containers")."""
+    from reprise.core.display import human_bytes, plural
+
+    verb = "removed" if result["removed"] else "would remove"
+    lines = [
+        f"{verb} stopped container {container[:12]} (its run has ended)"
+        for container in result["containers"]
+    ]
+    for image in result["images"]:
+        tags = f" {' '.join(image['tags'])}" if image["tags"] else ""
+        lines.append(
+            f"{verb} {image.get('kind') or 'image'} {image['id']}{tags} ({human_bytes(image['size'])})"
+        )
+    images, containers = len(result["images"]), len(result["containers"])
+    total = (
+        f"{verb} {plural(images, 'image')} ({human_bytes(result['bytes'])}) "
+        f"and {plural(containers, 'stopped container')}"
+    )
+    if not result["removed"]:
+        total += "; pass --yes to remove them" if images or containers else ": nothing to do"
+    return [*lines, total]

@@ -13,7 +13,7 @@ from typing import Any
 from reprise import __version__
 from reprise.commands.build import RunImage
 from reprise.commands.card import check_template
-from reprise.core import keys
+from reprise.core import keys, names
 from reprise.core.cardsettings import CardSettings
 from reprise.core.config import (
     apply_overrides,
@@ -71,6 +71,8 @@ class RunInputs:
     resumes: Mapping[str, Any] | None = None  # the interrupted run this one continues
     resume_dir: Path | None = None  # its run directory, whose job folders this run starts with
     bisect: Mapping[str, Any] | None = None  # a bisect pass: the run it narrows, where it stops
+    name: str | None = None  # what a person calls the run (`reprise run --name`), checked
+    sweep: Mapping[str, Any] | None = None  # {id, index, size} for a run of `reprise run -m`
 
 
 def check_seed(value: object, source: str) -> int:
@@ -158,8 +160,11 @@ def prepare_run(
     resources: Resources | None = None,
     lock: bytes | None = None,
     determinism: str | None = None,
+    name: str | None = None,
 ) -> RunInputs:
     settings = project.settings
+    if name is not None:
+        names.run_name(name, "--name")
     check_runs_dir(settings.runs_dir)
     check_template(settings.card)  # a broken card template fails now, not after training
     locked = parse_lock(lock if lock is not None else project.lock_path.read_bytes())
@@ -201,6 +206,7 @@ def prepare_run(
         resources=resources or Resources(),
         determinism=determinism or settings.determinism,
         fingerprint_every=settings.fingerprint_every,
+        name=name,
     )
 
 
@@ -294,6 +300,8 @@ def initial_record(inputs: RunInputs, image: RunImage, run_id: str) -> dict[str,
         "host": None,  # filled in while the container starts
         "runtime": None,
         "manifest": None,
+        **({"name": inputs.name} if inputs.name else {}),
+        **({"sweep": dict(inputs.sweep)} if inputs.sweep else {}),
     }
 
 

@@ -19,19 +19,20 @@ from pathlib import Path
 from typing import IO, Any
 
 from reprise.commands.capture import Console, capture, secrets_of
-from reprise.commands.finish import finalize, outcome
+from reprise.commands.finish import finalize, outcome, run_lock
 from reprise.core import keys
 from reprise.core.cardsettings import CardSettings
-from reprise.core.errors import EngineError, JobGoneError, RepriseError, UsageError
+from reprise.core.errors import Detached, EngineError, JobGoneError, RepriseError, UsageError
 from reprise.core.progress import Say, quiet
 from reprise.core.record import FINAL_STATES
-from reprise.edges.runstore import read_record
+from reprise.edges.runstore import read_record, utc_now, write_record
 from reprise.execution.backend import Backend, JobExit
 
 # How long to wait for an engine that stopped answering mid-run before calling the run lost.
 ENGINE_RECOVERY_S = float(os.environ.get("REPRISE_ENGINE_RECOVERY_S", "90"))
 # A `running` record with no job yet is left alone this long (it may be starting).
 START_GRACE_S = 120.0
+STOPPED = "stopped with `reprise stop`"
 
 
 @contextlib.contextmanager
@@ -64,6 +65,28 @@ def interrupted(
         card=card,
         say=say,
     )
+
+
+def request_stop(run_dir: Path) -> bool:
+    """Record that the run is being stopped on purpose (`reprise stop`), so that whoever
+    finishes it (a CLI following it, attach, wait, ls) records `interrupted`, not the signal's
+    exit code; False when it has ended already."""
+    with run_lock(run_dir):
+        record = read_record(run_dir)
+        if record["status"] in FINAL_STATES:
+            return False
+        record["stop_requested"] = utc_now()
+        write_record(run_dir, record, durable=False)
+    return True
+
+
+def _stopped_on_purpose(
+    run_dir: Path, ended: tuple[str, int | None, str | None]
+) -> tuple[str, int | None, str | None]:
+    """How a run ended: `interrupted` when it was stopped with `reprise stop`."""
+    if read_record(run_dir).get("stop_requested"):
+        return "interrupted", None, STOPPED
+    return ended
 
 
 def follow(
@@ -119,7 +142,7 @@ def follow(
             except KeyboardInterrupt:
                 if on_interrupt != "stop":
                     say(f"detached; the run goes on: reprise attach {record['run_id']}")
-                    raise
+                    raise Detached from None
                 interrupted(backend, run_dir, job, card, say)
                 raise
             except JobGoneError as exc:
@@ -132,8 +155,7 @@ def follow(
                     continue
                 return done(*_after_engine_loss(after, memory))
             break
-    status, code, reason = job_outcome(result, memory)
-    return done(status, code, reason)
+    return done(*_stopped_on_purpose(run_dir, job_outcome(result, memory)))
 
 
 def job_outcome(result: JobExit, memory: str | None) -> tuple[str, int | None, str | None]:
@@ -216,7 +238,9 @@ def reconcile(backend: Backend, run_dir: Path, *, say: Say = quiet) -> dict[str,
         warnings = capture(
             backend, run_dir, job, secrets_of(backend, record), Console(None, False), follow=False
         )
-    status, code, why = job_outcome(state.exit, (record.get("resources") or {}).get("memory"))
+    status, code, why = _stopped_on_purpose(
+        run_dir, job_outcome(state.exit, (record.get("resources") or {}).get("memory"))
+    )
     why = why or "finished while no reprise was following it; collected afterwards"
     return finalize(
         backend, run_dir, status=status, exit_code=code, reason=why, say=say, warnings=warnings

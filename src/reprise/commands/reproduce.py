@@ -168,7 +168,7 @@ def _image(
         say(f"environment {found['verdict']}: proven {found['proven']}")
         image.record["verified"] = found
         return image
-    image_id, source = locate_image(backend, record, options.registry, say)
+    image_id, source = locate_image(backend, record, options.registry, say, root=options.repo)
     return recorded_image(record, run_dir, image_id, source)
 
 

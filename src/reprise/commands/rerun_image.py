@@ -7,10 +7,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from reprise.commands.build import RunImage, build, run_image
+from reprise.commands.build import RunImage, build, prepare, run_image
 from reprise.core import keys, names
-from reprise.core.errors import RecordError
-from reprise.core.progress import Say
+from reprise.core.errors import RecordError, RepriseError
+from reprise.core.progress import Say, quiet
 from reprise.core.settings import Settings
 from reprise.edges.project import load_project
 from reprise.edges.runfiles import read_regular
@@ -47,12 +47,20 @@ def candidate_refs(image: dict[str, Any], registry: str | None) -> list[str]:
 
 
 def locate_image(
-    backend: Backend, record: dict[str, Any], registry: str | None, say: Say
+    backend: Backend,
+    record: dict[str, Any],
+    registry: str | None,
+    say: Say,
+    *,
+    root: Path | None = None,
 ) -> tuple[str, str]:
     """(image id, how it was had): the image with the recorded id where jobs run, else pulled
-    by digest (or however the backend brings it), proven by its id."""
+    by digest (or however the backend brings it), proven by its id; one pulled here is
+    adopted by the project at ``root`` when its inputs are the project's (adopt_pulled)."""
     wanted = str(record["image"]["id"])
-    return wanted, backend.ensure_image(wanted, candidate_refs(record["image"], registry), say)
+    source = backend.ensure_image(wanted, candidate_refs(record["image"], registry), say)
+    adopt_pulled(backend, root, record, wanted, source, say)
+    return wanted, source
 
 
 def rebuild_image(
@@ -94,3 +102,39 @@ def recorded_image(record: dict[str, Any], run_dir: Path, image_id: str, source:
         lock=record_file(run_dir, keys.RUN_LOCK),
         env=dict(record["environment"]["image"]),
     )
+
+
+def adopt_pulled(
+    backend: Backend,
+    root: Path | None,
+    record: dict[str, Any],
+    image_id: str,
+    source: str,
+    say: Say,
+) -> None:
+    """An image pulled by digest for a rerun on this machine, when the inputs that define it
+    (its spec hash: lock, base, Python, template) are those of the project at ``root`` as it
+    stands: tagged as the project's own build would tag it, so that the next `reprise build`
+    reuses it instead of building a different one. A tag that exists is never moved; any
+    doubt leaves the image untagged."""
+    from reprise.edges.docker import Engine
+
+    if root is None or not source.startswith("pulled") or backend.executor["kind"] != "local":
+        return
+    try:
+        engine = Engine.from_env()
+        _, plan, _ = prepare(load_project(root), engine, quiet)
+        attrs = engine.image_attrs(image_id) or {}
+    except RepriseError:
+        return
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    if plan.tag != record["image"].get("tag") or labels.get(keys.LABEL_SPEC_HASH) != plan.spec_hash:
+        say(
+            f"the pulled image is not what this project builds now (its inputs differ): not tagged {plan.tag}"
+        )
+        return
+    if engine.image_attrs(plan.tag) is not None:
+        return
+    repo, tag = plan.tag.rsplit(":", 1)
+    engine.tag(image_id, repo, tag)
+    say(f"tagged the pulled image {plan.tag}: the project's next build reuses it")

@@ -324,7 +324,7 @@ def launch(
     ``context``, else the settings and the docker environment; ``slurm``: a Slurm cluster),
     build (or reuse) the image here, and (unless ``detach``) follow the job to the end.
     Returns the run directory; with ``dry_run``, the batch script it would submit."""
-    from reprise.commands.build import build, run_image
+    from reprise.commands.build import build, check_build_settings, run_image
     from reprise.commands.prepare import with_prepared
     from reprise.commands.slurm import slurm_target_for
     from reprise.core.sbatch import RANK_LOGS
@@ -332,6 +332,7 @@ def launch(
     from reprise.edges.project import read_lock
     from reprise.execution import Target, is_slurm, open_backend, resolve_target
 
+    check_build_settings(project.settings)
     target = resolve_target(host=host, context=context, setting=project.settings.host)
     named = host is not None or context is not None
     target = slurm_target_for(target, slurm, project.settings, gpus=gpus, named=named)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from reprise.core import keys
+from reprise.core.display import printable, shell_command
+from reprise.core.errors import UsageError
 from reprise.core.progress import Say
 
 
-def describe_run(record: dict[str, Any], run_dir: Path) -> list[str]:
+def describe_run(
+    record: dict[str, Any], run_dir: Path, directions: Mapping[str, str] | None = None
+) -> list[str]:
     from reprise.commands.card import metrics_text
     from reprise.core.card import reproduction_line
     from reprise.core.metrics import parse_records, summarize
@@ -21,11 +25,15 @@ def describe_run(record: dict[str, Any], run_dir: Path) -> list[str]:
         f"run        {record['run_id']} ({record['experiment']})",
         f"dir        {run_dir}",
     ]
+    if record.get("name"):
+        lines.append(f"name       {record['name']}")
+    if record.get("tags"):
+        lines.append(f"tags       {' '.join(record['tags'])}")
     status = str(record["status"])
     if record.get("exit_code") is not None:
         status += f" (exit code {record['exit_code']})"
     if record.get("reason"):
-        status += f": {record['reason']}"
+        status += f": {printable(str(record['reason']))}"
     lines.append(f"status     {status}")
     lines.append(
         f"times      created {record.get('created_at')}, finished {record.get('finished_at') or '-'}"
@@ -35,7 +43,7 @@ def describe_run(record: dict[str, Any], run_dir: Path) -> list[str]:
     if executor.get("kind") == "remote":
         fetched = "" if record.get("fetched", True) else "; outputs not fetched: reprise fetch"
         lines.append(f"ran on     {executor.get('host')}{fetched}")
-    lines.append(f"command    {shlex.join(record.get('command') or [])}")
+    lines.append(f"command    {shell_command(record.get('command') or [])}")
     lines.append(f"image      {image.get('tag')} ({image.get('id')})")
     if image.get("repo_digest"):
         lines.append(f"pushed     {image['repo_digest']}")
@@ -58,12 +66,39 @@ def describe_run(record: dict[str, Any], run_dir: Path) -> list[str]:
         lines.append(f"determinism {record.get('determinism')}")
     if record.get("reproduces"):
         lines.append(f"reproduces {record['reproduces']}")
-    for m in summarize(parse_records(metrics_text(run_dir))):
+    for m in summarize(parse_records(metrics_text(run_dir)), directions):
         lines.append(f"metric     {m.name}: final {m.final:.6g}, best {m.best:.6g} ({m.goal})")
     for r in record.get("reproductions") or []:
         lines.append(f"verdict    {reproduction_line(r)}")
     if (run_dir / keys.RUN_CARD).is_file():
         lines.append(f"card       {run_dir / keys.RUN_CARD}")
+    for entry in record.get("notes") or []:
+        lines.append(f"note       {entry.get('at') or '-'}  {printable(entry['text'])}")
+    if record["status"] in ("failed", "lost", "interrupted"):
+        lines += failure_lines(record, run_dir)
+    return lines
+
+
+SHOWN_TAIL = 15
+
+
+def failure_lines(record: Mapping[str, Any], run_dir: Path) -> list[str]:
+    """Why a run did not succeed: its hint, where FAILED and the log are, and the log's last
+    lines (read without following a link, every control character escaped)."""
+    from reprise.edges.runfiles import read_tail
+
+    lines = []
+    if record.get("hint"):
+        lines.append(f"hint       {printable(str(record['hint']))}")
+    if (run_dir / keys.RUN_FAILED).is_file():
+        lines.append(f"failed     {run_dir / keys.RUN_FAILED}")
+    lines.append(f"log        {run_dir / keys.RUN_LOG}")
+    tail = read_tail(run_dir, keys.RUN_LOG, 64 << 10).splitlines()[-SHOWN_TAIL:]
+    if tail:
+        lines.append(f"--- last {len(tail)} lines of {keys.RUN_LOG} ---")
+        lines += [printable(line) for line in tail]
+    else:
+        lines.append(f"({keys.RUN_LOG} is empty)")
     return lines
 
 
@@ -74,10 +109,13 @@ def list_runs(
     status: str | None,
     limit: int | None,
     say: Say,
+    tag: str | None = None,
+    sweep: str | None = None,
 ) -> list[dict[str, Any]]:
     """`reprise ls`: every run's summary, newest first, after reconciling those still
-    recorded as `running` with where they run."""
-    from reprise.edges.runindex import all_summaries, filter_runs
+    recorded as `running` with where they run. ``sweep``: a sweep id, its suffix or
+    `latest`."""
+    from reprise.edges.runindex import all_summaries, filter_runs, sweep_of
 
     summaries = all_summaries(runs_dir, warn=say)
     running = [Path(s["path"]) for s in summaries if s["status"] == "running"]
@@ -87,7 +125,17 @@ def list_runs(
 
         reconcile_all(backend_for, running, say)
         summaries = all_summaries(runs_dir)
-    return filter_runs(summaries, experiment=experiment, status=status, limit=limit)
+    sweep_id = None
+    if sweep is not None:
+        sweep_id = sweep_of(summaries, sweep)
+        if sweep_id is None:
+            raise UsageError(
+                f"no sweep {sweep!r} under {runs_dir}",
+                hint="`reprise ls` shows each run's sweep; `latest` is the newest sweep",
+            )
+    return filter_runs(
+        summaries, experiment=experiment, status=status, tag=tag, limit=limit, sweep=sweep_id
+    )
 
 
 def show_record(run_dir: Path, *, say: Say) -> dict[str, Any]:

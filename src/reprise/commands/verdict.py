@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from reprise.core import fingerprints, keys
+from reprise.core.display import human_bytes, printable
 from reprise.core.divergence import (
     JSONL_SUFFIXES,
+    RERUN,
     TENSOR_SUFFIXES,
     TargetDifference,
     describe_jsonl,
@@ -26,6 +28,7 @@ from reprise.core.divergence import (
 )
 from reprise.core.errors import RecordError, RepriseError, UsageError
 from reprise.core.manifest import MAX_BYTES, Manifest, ManifestDiff
+from reprise.core.progress import Say, quiet
 from reprise.edges.runfiles import open_regular, read_regular, read_text_or_none
 from reprise.execution.backend import Backend
 
@@ -146,8 +149,13 @@ def explain(
     b_dir: Path,
     diff: ManifestDiff,
     kinds: tuple[dict[str, str], dict[str, str]] = ({}, {}),
+    *,
+    sides: tuple[str, str] = RERUN,
+    verbose: bool = True,
+    say: Say = quiet,
 ) -> tuple[dict[str, Any], list[str]]:
-    """Reports on each changed file: metrics lines, tensors; plus missing and extra files."""
+    """Reports on each changed file: metrics lines, tensors (one line per file unless
+    ``verbose``); plus missing and extra files. ``sides`` names a and b in the lines."""
     reports: dict[str, Any] = {}
     lines: list[str] = list(
         f"manifest incomplete ({note}): nothing can be proven identical" for note in diff.incomplete
@@ -159,13 +167,13 @@ def explain(
             continue
         if ka != kb or ka != "file":
             lines.append(
-                f"{path}: {ka} originally, {kb} in the rerun"
+                f"{path}: {ka} in {sides[0]}, {kb} in {sides[1]}"
                 if ka != kb
                 else f"{path}: {ka} differs"
             )
             continue
         if not (_regular(a_dir, path) and _regular(b_dir, path)):
-            lines.append(f"{path}: content differs (the original file is not here to compare)")
+            lines.append(f"{path}: content differs ({sides[0]}'s file is not here to compare)")
             continue
         if path == fingerprints.PATH:
             ta, tb = _text(a_dir, path), _text(b_dir, path)
@@ -179,7 +187,7 @@ def explain(
             report = diff_jsonl(ta, tb) if ta is not None and tb is not None else None
             if report is not None:
                 reports[path] = {"kind": "jsonl", **report}
-                lines.append(describe_jsonl(path, report))
+                lines.append(describe_jsonl(path, report, sides))
                 continue
         text = _text_pair(a_dir, b_dir, path)
         if text is not None:
@@ -189,15 +197,16 @@ def explain(
                 lines.append(describe_text(path, report))
                 continue
         if path.endswith(TENSOR_SUFFIXES) and backend is not None and image_id is not None:
+            say(f"comparing the tensors of {printable(path)} in the run's image")
             report = compare_tensors(backend, image_id, a_dir / path, b_dir / path)
             reports[path] = {"kind": "tensors", **report}
-            lines.extend(describe_tensors(path, report))
+            lines.extend(describe_tensors(path, report, sides, verbose=verbose))
             continue
         size_a = (a_dir / path).stat().st_size
         size_b = (b_dir / path).stat().st_size
-        lines.append(f"{path}: content differs ({size_a} -> {size_b} bytes)")
-    lines += [f"{p}: missing from the rerun" for p in diff.missing]
-    lines += [f"{p}: only in the rerun" for p in diff.extra]
+        lines.append(f"{path}: content differs ({human_bytes(size_a)} -> {human_bytes(size_b)})")
+    lines += [f"{p}: missing from {sides[1]}" for p in diff.missing]
+    lines += [f"{p}: only in {sides[1]}" for p in diff.extra]
     return reports, lines
 
 

@@ -27,6 +27,11 @@ EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
 
+class Detached(KeyboardInterrupt):
+    """Ctrl-C while following a run that goes on (`attach`, `wait`): the CLI has said so
+    ("detached"), and says nothing more ("interrupted" would be untrue)."""
+
+
 class RepriseError(Exception):
     """Base of all user-facing reprise errors."""
 

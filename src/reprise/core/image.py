@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from reprise import __version__
 from reprise.core import keys
-from reprise.core.errors import ProjectError
+from reprise.core.errors import ProjectError, SettingsError
 from reprise.core.templating import render
 from reprise.core.workspace import LockedPackage, SyncOptions
 
@@ -362,10 +362,26 @@ def context_files(
     if ca_bundle is not None:
         files.append(ContextFile("reprise/ca-bundle.pem", source=ca_bundle))
     if wheelhouse is not None:
-        for path in sorted(p for p in wheelhouse.rglob("*") if p.is_file()):
+        for path in wheelhouse_files(wheelhouse):
             rel = path.relative_to(wheelhouse).as_posix()
             files.append(ContextFile(f"reprise/wheelhouse/{rel}", source=path))
     return sorted(files, key=lambda f: f.name)
+
+
+def wheelhouse_files(wheelhouse: Path) -> list[Path]:
+    """The wheelhouse's files, sorted; an empty one is a SettingsError (Docker's own words
+    would be a COPY that found nothing)."""
+    wheels = sorted(p for p in wheelhouse.rglob("*") if p.is_file())
+    if not wheels:
+        raise SettingsError(
+            f"wheelhouse {wheelhouse} holds no files: uv would find no package there",
+            key="wheelhouse",
+            value=str(wheelhouse),
+            hint="put the project's wheels there (e.g. `uv export --frozen --no-hashes > "
+            f"req.txt && pip download -r req.txt -d {wheelhouse}`), or remove the wheelhouse "
+            "setting (REPRISE_WHEELHOUSE)",
+        )
+    return wheels
 
 
 def write_tar(files: Iterable[ContextFile], out: IO[bytes]) -> None:

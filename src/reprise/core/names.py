@@ -30,6 +30,16 @@ REPOSITORY = re.compile(_REPO)
 TAG = re.compile(r"[\w][\w.-]{0,127}")
 REFERENCE = re.compile(rf"({_REPO})(?::({TAG.pattern}))?(?:@(sha256:[0-9a-f]{{64}}))?")
 MAX_PATH = 4096
+# What a person calls a run (`reprise run --name`) and labels it with (`reprise tag`). A name
+# starts with a letter, so that it never reads as a run id or a prefix of one.
+RUN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")
+RUN_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:=+-]{0,63}")
+# A sweep (`reprise run -m`): its start time and a random suffix.
+SWEEP_ID = re.compile(r"sweep-[0-9]{8}-[0-9]{6}-[0-9a-f]{8}")
+# `latest` (the newest run) and `latest~N` (the one N runs before it).
+LATEST = re.compile(r"latest(?:~([0-9]{1,6}))?")
+# A run id's random suffix alone (its last 8 hex digits).
+RUN_SUFFIX = re.compile(r"[0-9a-f]{8}")
 # Where an engine is: ssh://[user@]host[:port] (host may be an ~/.ssh/config alias),
 # tcp://host:port, unix:///path. Never an option (no leading '-').
 HOST = re.compile(
@@ -60,6 +70,17 @@ def _check(pattern: re.Pattern[str], value: object, field: str, what: str, examp
     return value
 
 
+def new_sweep_id(now: datetime | None = None) -> str:
+    """sweep-20261123-143012-5f3a9c1e."""
+    import secrets
+
+    return (now or datetime.now(UTC)).strftime("sweep-%Y%m%d-%H%M%S-") + secrets.token_hex(4)
+
+
+def sweep_id(value: object, field: str = "sweep id") -> str:
+    return _check(SWEEP_ID, value, field, "sweep id", "sweep-20261123-143012-5f3a9c1e")
+
+
 def run_id(value: object, field: str = "run id") -> str:
     return _check(RUN_ID, value, field, "run id", "20261123-143012-482913-5f3a9c1e")
 
@@ -68,6 +89,29 @@ def experiment(value: object, field: str = "experiment") -> str:
     return _check(
         EXPERIMENT, value, field, "experiment name", "'spiral' (letters, digits, '.', '_', '-')"
     )
+
+
+def run_name(value: object, field: str = "run name") -> str:
+    """A run's name: not ``latest`` and not 8 hex digits, which address runs already."""
+    text = _check(
+        RUN_NAME,
+        value,
+        field,
+        "run name",
+        "'baseline' (a letter, then letters, digits, '.', '_', '-')",
+    )
+    if text == "latest" or RUN_SUFFIX.fullmatch(text):
+        raise InvalidNameError(
+            f"{field} {text!r} reads as a run address ({'the newest run' if text == 'latest' else 'a run id suffix'})",
+            field=field,
+            value=text,
+            hint="choose another name, e.g. 'baseline' or 'lr-sweep-2'",
+        )
+    return text
+
+
+def run_tag(value: object, field: str = "tag") -> str:
+    return _check(RUN_TAG, value, field, "tag", "'baseline', 'paper:fig3' or 'lr=0.1'")
 
 
 def commit(value: object, field: str = "commit") -> str:

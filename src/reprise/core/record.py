@@ -54,6 +54,12 @@ def _check_names(record: dict[str, Any]) -> None:
     names.commit(record["code"]["commit"], "code.commit")
     names.subdir(record["code"].get("subdir") or "", "code.subdir")
     names.subdir(record["code"].get("workdir") or "", "code.workdir")
+    if record.get("name") is not None:
+        names.run_name(record["name"], "name")
+    if record.get("sweep"):
+        names.sweep_id(record["sweep"]["id"], "sweep.id")
+    for tag in record.get("tags") or []:
+        names.run_tag(tag, "tags")
     if record.get("reproduces") is not None:
         names.run_id(record["reproduces"], "reproduces")
     for name in record.get("data") or {}:

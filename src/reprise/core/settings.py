@@ -18,6 +18,7 @@ from reprise.core import names
 from reprise.core.cardsettings import CardSettings, parse_card
 from reprise.core.errors import InvalidNameError, ProjectError, SettingsError
 from reprise.core.manifest import MAX_VOLATILE, MAX_VOLATILE_LENGTH
+from reprise.core.metrics import parse_directions
 from reprise.core.slurm import SlurmOptions, options_from_table
 from reprise.core.workspace import PACKAGE_NAME
 
@@ -68,6 +69,7 @@ class Settings:
     determinism: str = "strict"
     fingerprint_every: int | None = DEFAULT_FINGERPRINT_EVERY  # None: off
     slurm: SlurmOptions | None = None  # [tool.reprise.slurm]: runs on Slurm (--slurm)
+    metrics: Mapping[str, str] = field(default_factory=dict)  # name -> "min" | "max"
 
 
 # key -> (environment variable, kind)
@@ -96,6 +98,7 @@ _KEYS: dict[str, tuple[str, str]] = {
     "determinism": ("REPRISE_DETERMINISM", "determinism"),
     "fingerprint-every": ("REPRISE_FINGERPRINT_EVERY", "fingerprint"),
     "slurm": ("", "slurm"),
+    "metrics": ("", "metrics"),
 }
 
 
@@ -282,6 +285,8 @@ def _convert(root: Path, key: str, kind: str, value: object) -> object:
         return _prepare(key, value)
     if kind == "card":
         return value  # parsed with card-template, below
+    if kind == "metrics":
+        return parse_directions(key, value)
     raise AssertionError(kind)
 
 
@@ -403,4 +408,5 @@ def load_settings(
         determinism=values.get("determinism", "strict"),
         fingerprint_every=values.get("fingerprint-every", DEFAULT_FINGERPRINT_EVERY) or None,
         slurm=values.get("slurm"),
+        metrics=values.get("metrics") or {},
     )

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from reprise.core import keys
+from reprise.core.display import human_bytes
 from reprise.core.errors import EngineError
 from reprise.core.layers import (
     ENVIRONMENT,
@@ -197,7 +198,7 @@ def pack_layers(
     layers = [reuse[n] if n in reuse else writers[n].close() for n in names]
     for layer in layers:
         how = "reused" if layer.name in reuse else f"{layer.diff_id[:19]}"
-        say(f"layer {layer.name}: {layer.size / (1 << 20):.1f} MiB ({how})")
+        say(f"layer {layer.name}: {human_bytes(layer.size)} ({how})")
     return layers
 
 

@@ -121,8 +121,10 @@ class ImageOps:
         labels: Mapping[str, str] | None = None,
         progress: Say = quiet,
         log: IO[str] | None = None,
+        no_cache: bool = False,
     ) -> str:
-        """Build from a tar ``context`` (Dockerfile at its root) on the host network.
+        """Build from a tar ``context`` (Dockerfile at its root) on the host network
+        (``no_cache``: every step anew, the engine's build cache unused).
 
         Progress is one line per step, with the time the previous one took; the whole log,
         as whole lines, goes to ``log``. Returns the image id. On failure raises
@@ -166,6 +168,7 @@ class ImageOps:
                 rm=True,
                 forcerm=True,
                 pull=False,
+                nocache=no_cache,
                 network_mode="host",
                 labels=dict(labels) if labels else None,
                 decode=True,

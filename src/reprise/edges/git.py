@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,6 +137,18 @@ def working_tree_patch(top: Path, *, subdir: str = "", exclude: tuple[Path, ...]
             subdir or ".",
             env=env,
         )
+
+
+def ignored_paths(root: Path, paths: Sequence[str]) -> list[str]:
+    """Those of ``paths`` (relative to ``root``) that git ignores; none outside a repository."""
+    if not paths:
+        return []
+    done = subprocess.run(
+        ["git", "-C", str(root), "check-ignore", "--", *paths], capture_output=True, check=False
+    )
+    if done.returncode not in (0, 1):
+        return []
+    return [line for line in done.stdout.decode("utf-8", "replace").splitlines() if line]
 
 
 def require_clean(state: CodeState, *, allow_dirty: bool) -> None:

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from reprise.core import keys
+from reprise.core.display import human_bytes, printable
 from reprise.core.manifest import ALGORITHM, MAX_ENTRIES, Entry, Manifest
+from reprise.core.progress import Say, quiet
 
 _MMAP_THRESHOLD = 1 << 20
 MAX_DEPTH = 256
@@ -84,14 +87,20 @@ def _entry(dir_fd: int, name: str, rel: str, st: os.stat_result, hardlinks: bool
     return Entry(rel, 0, None, _kind(st.st_mode))
 
 
+# A file this large is named as it is hashed; a walk this large says how long it took.
+LARGE = 256 << 20
+
+
 class _Walk:
     """One bounded, descriptor-based walk below a directory."""
 
-    def __init__(self, limit: int, hardlinks: bool) -> None:
+    def __init__(self, limit: int, hardlinks: bool, say: Say) -> None:
         self.entries: list[Entry] = []
         self.limit = limit
         self.hardlinks = hardlinks
         self.note: str | None = None
+        self.say = say
+        self.bytes = 0
 
     def full(self) -> bool:
         if len(self.entries) >= self.limit:
@@ -113,6 +122,10 @@ class _Walk:
             except FileNotFoundError:
                 continue
             if not stat.S_ISDIR(st.st_mode):
+                if stat.S_ISREG(st.st_mode):
+                    self.bytes += st.st_size
+                    if st.st_size >= LARGE:
+                        self.say(f"hashing {printable(child)} ({human_bytes(st.st_size)})")
                 self.entries.append(_entry(dir_fd, name, child, st, self.hardlinks))
                 continue
             if depth >= MAX_DEPTH:
@@ -132,10 +145,13 @@ def walk(
     skip: Iterable[str] = (),
     limit: int = MAX_ENTRIES,
     hardlinks: bool = False,
+    say: Say = quiet,
 ) -> Manifest:
     """The manifest of ``root``'s ``subdirs`` (paths relative to ``root``), minus ``skip``;
-    with ``hardlinks``, regular files of more than one link are entries of that kind."""
-    walker = _Walk(limit, hardlinks)
+    with ``hardlinks``, regular files of more than one link are entries of that kind. Large
+    files are named through ``say`` as they are hashed, and a large walk's bytes and rate."""
+    walker = _Walk(limit, hardlinks, say)
+    started = time.monotonic()
     root_fd = os.open(root, _DIR_FLAGS)
     try:
         for sub in subdirs:
@@ -149,11 +165,15 @@ def walk(
                 os.close(fd)
     finally:
         os.close(root_fd)
+    if walker.bytes >= LARGE:
+        seconds = max(time.monotonic() - started, 1e-6)
+        rate = human_bytes(int(walker.bytes / seconds))
+        say(f"hashed {human_bytes(walker.bytes)} of outputs in {seconds:.1f} s ({rate}/s)")
     entries = tuple(sorted(walker.entries, key=lambda e: e.path))
     return Manifest(ALGORITHM, entries, complete=walker.note is None, note=walker.note)
 
 
-def manifest_of_run(run_dir: Path) -> Manifest:
+def manifest_of_run(run_dir: Path, say: Say = quiet) -> Manifest:
     """Everything the job produced: its writable folders, minus reprise's console log and the
     runtime's own record. A file the job hard-linked is a ``hardlink`` (hashed as a file, but
     never opened afterwards as one of the job's regular files)."""
@@ -162,4 +182,5 @@ def manifest_of_run(run_dir: Path) -> Manifest:
         [d for d in keys.RUN_JOB_DIRS if d != keys.RUN_RUNTIME_DIR],
         skip=[keys.RUN_LOG],
         hardlinks=True,
+        say=say,
     )

@@ -15,17 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from reprise.core import keys, names
-from reprise.core.errors import RecordError
+from reprise.core.errors import RecordError, UsageError
 from reprise.core.progress import Say, quiet
 from reprise.core.record import MAX_RECORD_BYTES, parse_record
 from reprise.edges.runstore import atomic_write
 
 INDEX_NAME = ".index.json"
-INDEX_VERSION = 1
+INDEX_VERSION = 3
 
 
 def summarize_record(record: dict[str, Any]) -> dict[str, Any]:
     reproductions = record.get("reproductions") or []
+    notes = record.get("notes") or []
     return {
         "run_id": record.get("run_id"),
         "experiment": record.get("experiment"),
@@ -41,7 +42,15 @@ def summarize_record(record: dict[str, Any]) -> dict[str, Any]:
         "image": (record.get("image") or {}).get("tag"),
         "image_id": (record.get("image") or {}).get("id"),
         "reproduces": record.get("reproduces"),
+        "resumes": (record.get("resumes") or {}).get("run_id"),
         "last_verdict": reproductions[-1]["verdict"] if reproductions else None,
+        "verdict": (record.get("reproduction") or {}).get("verdict"),
+        "name": record.get("name"),
+        "tags": list(record.get("tags") or []),
+        "note": notes[-1].get("text") if notes else None,
+        "notes": len(notes),
+        "sweep": (record.get("sweep") or {}).get("id"),
+        "sweep_index": (record.get("sweep") or {}).get("index"),
     }
 
 
@@ -125,14 +134,33 @@ def filter_runs(
     experiment: str | None = None,
     status: str | None = None,
     limit: int | None = None,
+    tag: str | None = None,
+    sweep: str | None = None,
 ) -> list[dict[str, Any]]:
     out = [
         s
         for s in summaries
         if (experiment is None or s["experiment"] == experiment)
         and (status is None or s["status"] == status)
+        and (tag is None or tag in (s.get("tags") or []))
+        and (sweep is None or s.get("sweep") == sweep)
     ]
     return out[:limit] if limit else out
+
+
+def sweep_of(summaries: list[dict[str, Any]], ref: str) -> str | None:
+    """The sweep id ``ref`` names among ``summaries``: the id itself, its random suffix (the
+    last 8 hex digits) or ``latest`` (the newest sweep); None when none matches.
+    Ambiguous suffixes are an error."""
+    ids = list(dict.fromkeys(s["sweep"] for s in summaries if s.get("sweep")))  # newest first
+    if ref == "latest":
+        return ids[0] if ids else None
+    if ref in ids:
+        return ref
+    matches = [i for i in ids if i.endswith(f"-{ref}")] if names.RUN_SUFFIX.fullmatch(ref) else []
+    if len(matches) > 1:
+        raise UsageError(f"sweep {ref!r} is ambiguous: {', '.join(matches)}")
+    return matches[0] if matches else None
 
 
 def list_runs(

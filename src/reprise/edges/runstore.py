@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -175,8 +176,17 @@ def iter_run_dirs(runs_dir: Path) -> Iterator[Path]:
                 yield run
 
 
-def find_run(runs_dir: Path, ref: str) -> Path:
-    """A run directory from a path, a run id, or a unique prefix of one."""
+_NOT_FOUND_HINT = (
+    "`reprise ls` lists the runs; pass a run id, a unique prefix, the id's last 8 characters, "
+    "a name, latest or latest~N, or a run directory"
+)
+_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,63}")
+
+
+def find_run(runs_dir: Path, ref: str, *, experiment: str | None = None) -> Path:
+    """A run directory from what a person calls it: a path; ``latest`` or ``latest~N`` (the
+    newest run, or the N-th before it: of ``experiment`` when given, else of the whole runs
+    directory); a run id; a run's name; a unique prefix of a run id, or its random suffix."""
     if "/" in ref or ref in (".", ".."):
         as_path = Path(ref)
         if (as_path / keys.RUN_JSON).is_file():
@@ -184,30 +194,60 @@ def find_run(runs_dir: Path, ref: str) -> Path:
         raise RunNotFoundError(
             f"{ref} is not a run directory (it holds no {keys.RUN_JSON})",
             ref=ref,
-            hint="`reprise ls` lists the runs; pass a run id, a unique prefix, or a run directory",
+            hint=_NOT_FOUND_HINT,
         )
-    if not ref or len(ref) > 64 or not all(c.isalnum() or c == "-" for c in ref):
+    if not _REF.fullmatch(ref):
         raise InvalidNameError(
-            f"{ref!r} is not a run id or a prefix of one",
+            f"{ref!r} is not a run id, a prefix of one, a name or latest~N",
             field="run",
             value=ref,
             hint="a run id looks like 20261123-143012-482913-5f3a9c1e; `reprise ls` lists them",
         )
-    matches = [p for p in iter_run_dirs(runs_dir) if p.name.startswith(ref)]
-    exact = [p for p in matches if p.name == ref]
-    if exact:
-        matches = exact
+    latest = names.LATEST.fullmatch(ref)
+    if latest:
+        return _latest(runs_dir, ref, int(latest.group(1) or 0), experiment)
+    runs = list(iter_run_dirs(runs_dir))
+    exact = [p for p in runs if p.name == ref]
+    if not exact and names.RUN_NAME.fullmatch(ref):
+        exact = _named(runs_dir, ref)
+    suffix = names.RUN_SUFFIX.fullmatch(ref) is not None
+    matches = exact or [
+        p for p in runs if p.name.startswith(ref) or (suffix and p.name.endswith(f"-{ref}"))
+    ]
     if not matches:
         raise RunNotFoundError(
-            f"no run matches {ref!r} under {runs_dir}",
-            ref=ref,
-            hint="`reprise ls` lists the runs; pass a run id, a unique prefix, or a run directory",
+            f"no run matches {ref!r} under {runs_dir}", ref=ref, hint=_NOT_FOUND_HINT
         )
     if len(matches) > 1:
         shown = ", ".join(p.name for p in matches[:5])
         raise RunNotFoundError(
             f"{ref!r} matches {len(matches)} runs ({shown}{', ...' if len(matches) > 5 else ''})",
             ref=ref,
-            hint="give more of the run id",
+            hint="give more of the run id, or the run's directory",
         )
     return matches[0]
+
+
+def _summaries(runs_dir: Path) -> list[dict[str, Any]]:
+    from reprise.edges.runindex import all_summaries
+
+    return all_summaries(runs_dir)
+
+
+def _latest(runs_dir: Path, ref: str, back: int, experiment: str | None) -> Path:
+    runs = [
+        s for s in _summaries(runs_dir) if experiment is None or s.get("experiment") == experiment
+    ]
+    where = f"of experiment {experiment} " if experiment else ""
+    if back >= len(runs):
+        raise RunNotFoundError(
+            f"{ref}: there {'is' if len(runs) == 1 else 'are'} {len(runs)} "
+            f"run{'' if len(runs) == 1 else 's'} {where}under {runs_dir}",
+            ref=ref,
+            hint="latest is the newest run, latest~1 the one before it; `reprise ls` lists them",
+        )
+    return Path(runs[back]["path"])
+
+
+def _named(runs_dir: Path, name: str) -> list[Path]:
+    return [Path(s["path"]) for s in _summaries(runs_dir) if s.get("name") == name]

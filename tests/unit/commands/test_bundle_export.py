@@ -87,3 +87,34 @@ def test_a_manifest_that_calls_a_hard_link_a_file_does_not_crash_the_export(
     export_bundle(ENGINE, run, bundle, with_outputs=True, repo=None, say=said.append)
     assert "run/outputs/a.txt" not in _members(bundle)
     assert any("not bundled: outputs/a.txt is a file with 2 hard links" in s for s in said), said
+
+
+class _Meter:
+    def __init__(self) -> None:
+        self.total: int | None = -1
+        self.done = 0
+
+    def start(self, total: int | None) -> None:
+        self.total = total
+
+    def __call__(self, count: int) -> None:
+        self.done += count
+
+
+def test_export_and_import_count_their_bytes_for_a_progress_bar(tmp_path: Path) -> None:
+    from reprise.commands.bundle.inspect import open_stream
+
+    run, bundle = _run(tmp_path)
+    (run / "outputs/big.bin").write_bytes(os.urandom(3 << 20))
+    (run / keys.RUN_MANIFEST).write_text(manifest_of_run(run).to_json())
+    packed = _Meter()
+    export_bundle(
+        ENGINE, run, bundle, with_outputs=True, repo=None, say=lambda _: None, meter=packed
+    )
+    assert packed.total is not None and packed.total >= 3 << 20  # the outputs' sizes
+    assert packed.done >= 3 << 20  # counted before compression, tar headers included
+    read = _Meter()
+    with open_stream(bundle, read) as stream:
+        while stream.read(1 << 20):
+            pass
+    assert read.total == read.done == bundle.stat().st_size

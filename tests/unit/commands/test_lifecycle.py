@@ -173,3 +173,42 @@ def test_a_command_missing_from_the_image_is_the_jobs_failure_with_a_hint(tmp_pa
     assert "executable file not found" in str(record["reason"])
     assert record["hint"] and "[project.scripts]" in str(record["hint"])
     assert "hint: " in (run_dir / "FAILED").read_text()
+
+
+def test_ctrl_c_while_attached_detaches_and_leaves_the_run_going(tmp_path: Path) -> None:
+    from reprise.commands.lifecycle import follow
+    from reprise.core.errors import Detached
+
+    class Interrupted(FakeBackend):
+        def wait(self, job: str) -> JobExit:
+            raise KeyboardInterrupt
+
+    root = tiny_project(tmp_path / "tiny")
+    init_repo(root)
+    inputs = prepare_run(
+        load_project(root), overrides=(), seed=None, command=None, allow_dirty=False,
+        gpus=None, threads=1,
+    )  # fmt: skip
+    backend = Interrupted()
+    run_dir = execute(backend, inputs, IMAGE, say=lambda _: None, detach=True)
+    said: list[str] = []
+    with pytest.raises(Detached):
+        follow(backend, run_dir, say=said.append, echo=False, on_interrupt="detach")
+    assert read_record(run_dir)["status"] == "running" and backend.stopped == []
+    assert said == [f"detached; the run goes on: reprise attach {run_dir.name}"]
+
+
+@pytest.mark.parametrize("reason", [None, "", "   \n"])
+def test_failed_never_has_an_empty_reason_line(tmp_path: Path, reason: str | None) -> None:
+    from reprise.commands.finish import finalize
+
+    root = tiny_project(tmp_path / "tiny")
+    init_repo(root)
+    inputs = prepare_run(
+        load_project(root), overrides=(), seed=None, command=None, allow_dirty=False,
+        gpus=None, threads=1,
+    )  # fmt: skip
+    run_dir = execute(FakeBackend(), inputs, IMAGE, say=lambda _: None, detach=True)
+    record = finalize(None, run_dir, status="lost", exit_code=None, reason=reason)
+    (line,) = [x for x in (run_dir / "FAILED").read_text().splitlines() if x.startswith("reason:")]
+    assert line == "reason: no reason was given" and record["reason"] == "no reason was given"

@@ -26,7 +26,7 @@ from reprise.core.bundleformat import (
     padding,
 )
 from reprise.core.errors import BundleError, ImageUnavailableError, RecordError, UsageError
-from reprise.core.progress import Say
+from reprise.core.progress import Meter, NoMeter, Say
 from reprise.edges.docker import Engine
 from reprise.edges.git import CodeState, export_code
 from reprise.edges.runfiles import PlantedFileError, open_regular, read_regular
@@ -118,13 +118,32 @@ def _write_small(
         return list(writer.index)
 
 
+class _Counted:
+    """A writer that tells a meter each chunk's size as it passes."""
+
+    def __init__(self, out: Any, meter: Meter) -> None:
+        self.out, self.meter = out, meter
+
+    def write(self, data: bytes) -> int:
+        written: int = self.out.write(data)
+        self.meter(len(data))
+        return written
+
+
 def _write_spool(
-    spool: Path, engine: Engine, image_id: str, run_dir: Path, with_outputs: bool, say: Say
+    spool: Path,
+    engine: Engine,
+    image_id: str,
+    run_dir: Path,
+    with_outputs: bool,
+    say: Say,
+    meter: Meter,
 ) -> list[IndexEntry]:
-    """Outputs and the image: streamed through zstd into the spool, hashed as they pass."""
+    """Outputs and the image: streamed through zstd into the spool, hashed as they pass
+    (``meter`` counts them, before compression)."""
     with spool.open("wb") as raw:
         zw = _compressor().stream_writer(raw, closefd=False)
-        big = MemberWriter(zw)
+        big = MemberWriter(_Counted(zw, meter))  # type: ignore[arg-type]
         if with_outputs:
             for rel in _output_files(run_dir, say):
                 try:
@@ -170,6 +189,7 @@ def export_bundle(
     with_outputs: bool,
     repo: Path | None,
     say: Say,
+    meter: Meter | None = None,
 ) -> Header:
     record = read_record(run_dir)
     image_id = str(record["image"]["id"])
@@ -190,7 +210,10 @@ def export_bundle(
         tmp = Path(tmp_name)
         small, spool = tmp / "small.tar", tmp / "spool.zst"
         small_index = _write_small(small, record, run_dir, repo, tmp)
-        big_index = _write_spool(spool, engine, image_id, run_dir, with_outputs, say)
+        meter = meter or NoMeter()
+        outputs = sum(e.size for e in load_manifest(run_dir).files) if with_outputs else 0
+        meter.start(outputs + int(attrs.get("Size") or 0))
+        big_index = _write_spool(spool, engine, image_id, run_dir, with_outputs, say, meter)
         header = Header(
             run_id=record["run_id"],
             experiment=record["experiment"],
@@ -251,9 +274,22 @@ def _add_image(writer: MemberWriter, save_stream: Iterator[bytes]) -> None:
 
 
 def export_run(
-    run_dir: Path, out: Path, *, with_outputs: bool, repo: Path | None, say: Say
+    run_dir: Path,
+    out: Path,
+    *,
+    with_outputs: bool,
+    repo: Path | None,
+    say: Say,
+    meter: Meter | None = None,
 ) -> Header:
-    """`reprise bundle export`, from this machine's engine."""
+    """`reprise bundle export`, from this machine's engine; ``meter`` counts the outputs'
+    and the image's bytes as they are packed."""
     return export_bundle(
-        Engine.from_env(), run_dir, out, with_outputs=with_outputs, repo=repo, say=say
+        Engine.from_env(),
+        run_dir,
+        out,
+        with_outputs=with_outputs,
+        repo=repo,
+        say=say,
+        meter=meter,
     )

@@ -28,9 +28,10 @@ from reprise.core.bundleformat import (
     missing_members,
     verify_member,
 )
+from reprise.core.display import human_bytes
 from reprise.core.errors import BundleError, EngineError, RecordError
 from reprise.core.manifest import Manifest
-from reprise.core.progress import Say
+from reprise.core.progress import Meter, Say
 from reprise.core.record import FINAL_STATES, parse_record
 from reprise.edges.docker import Engine
 from reprise.edges.git import apply_patch
@@ -50,7 +51,9 @@ class ImportResult:
     already_imported: bool
 
 
-def import_bundle(engine: Engine, path: Path, runs_dir: Path, say: Say) -> ImportResult:
+def import_bundle(
+    engine: Engine, path: Path, runs_dir: Path, say: Say, meter: Meter | None = None
+) -> ImportResult:
     import zstandard
 
     check_runs_dir(runs_dir)
@@ -59,7 +62,7 @@ def import_bundle(engine: Engine, path: Path, runs_dir: Path, say: Say) -> Impor
     try:
         try:
             with (
-                open_stream(path) as stream,
+                open_stream(path, meter) as stream,
                 tarfile.open(
                     fileobj=io.BufferedReader(Prefetch(stream), COPY_CHUNK),
                     mode="r|",
@@ -110,7 +113,7 @@ def _check_space(runs_dir: Path, header: Header) -> None:
     free = shutil.disk_usage(runs_dir).free
     if needed + (64 << 20) > free:
         raise BundleError(
-            f"the bundle's records, code and outputs take {needed} bytes; {runs_dir} has {free} free",
+            f"the bundle's records, code and outputs take {human_bytes(needed)}; {runs_dir} has {human_bytes(free)} free",
             hint="free space in the runs directory, or import into another --runs-dir",
         )
 
@@ -302,6 +305,7 @@ def _register(
     return ImportResult(final, image_id, loaded, already_imported=False)
 
 
-def import_file(path: Path, runs_dir: Path, say: Say) -> ImportResult:
-    """`reprise bundle import`, into this machine's engine."""
-    return import_bundle(Engine.from_env(), path, runs_dir, say)
+def import_file(path: Path, runs_dir: Path, say: Say, meter: Meter | None = None) -> ImportResult:
+    """`reprise bundle import`, into this machine's engine; ``meter`` counts the bundle's
+    bytes as they are read."""
+    return import_bundle(Engine.from_env(), path, runs_dir, say, meter)

@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import tarfile
 from pathlib import Path
 from typing import Any
 
 from reprise.core.bundleformat import COPY_CHUNK, HEADER_LIMIT, HEADER_NAME, BoundedTarInfo, Header
 from reprise.core.errors import BundleError
+from reprise.core.progress import Meter
 
 
-def open_stream(path: Path) -> Any:
+class _Counted:
+    """A file read through, each chunk's size told to a meter."""
+
+    def __init__(self, fh: Any, meter: Meter) -> None:
+        self.fh, self.meter = fh, meter
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self.fh.read(size)
+        self.meter(len(data))
+        return data
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def open_stream(path: Path, meter: Meter | None = None) -> Any:
+    """The bundle's tar stream, decompressed; ``meter`` counts the file's bytes as read."""
     import zstandard
 
     try:
@@ -21,7 +39,11 @@ def open_stream(path: Path) -> Any:
         raise BundleError(
             f"{path} cannot be read: {exc.strerror or exc}", hint="check the path"
         ) from None
-    return zstandard.ZstdDecompressor().stream_reader(fh, read_size=1 << 20, closefd=True)
+    source: Any = fh
+    if meter is not None:
+        meter.start(os.fstat(fh.fileno()).st_size)
+        source = _Counted(fh, meter)
+    return zstandard.ZstdDecompressor().stream_reader(source, read_size=1 << 20, closefd=True)
 
 
 def stream_error(exc: BaseException, path: Path) -> BundleError:
