@@ -36,7 +36,7 @@ _WEIGHT_MOD = 65521
 class Fingerprints:
     """The optimizer hook: counts steps, times them, hashes the parameters every K steps."""
 
-    def __init__(self, path: Path, every: int, stop_after: int | None = None) -> None:
+    def __init__(self, path: Path | None, every: int, stop_after: int | None = None) -> None:
         self.path = path
         self.every = every
         self.stop_after = stop_after
@@ -102,7 +102,7 @@ class Fingerprints:
         import torch
 
         named = self.params(optimizer)
-        if not named:
+        if not named or self.path is None:
             return
         with torch.no_grad():
             parts = [self.sums(p) for _, p in named]
@@ -151,14 +151,18 @@ def install(torch: Any, environ: os._Environ[str] | dict[str, str]) -> Fingerpri
     global _active
     text = environ.get("REPRISE_FINGERPRINT_EVERY", str(DEFAULT_EVERY)).strip().lower()
     run_dir = environ.get("REPRISE_RUN_DIR")
-    if text == "off" or not run_dir or environ.get("RANK", "0") != "0":
+    stop_text = environ.get("REPRISE_STOP_AFTER_STEP", "").strip()
+    stop = int(stop_text) if stop_text.isdigit() and int(stop_text) > 0 else None
+    first = environ.get("RANK", "0") == "0"
+    if text == "off" or not run_dir or (not first and stop is None):
         return None
     every = int(text) if text.isdigit() and int(text) > 0 else DEFAULT_EVERY
-    path = Path(run_dir) / "logs" / "fingerprints.jsonl"
+    # The other ranks of a bisect pass count their steps to stop with rank 0 (each would
+    # otherwise wait in its next collective for a rank that is gone); they write nothing.
+    path = Path(run_dir) / "logs" / "fingerprints.jsonl" if first else None
     from torch.optim.optimizer import register_optimizer_step_post_hook
 
-    stop = environ.get("REPRISE_STOP_AFTER_STEP", "").strip()
-    hook = Fingerprints(path, every, int(stop) if stop.isdigit() and int(stop) > 0 else None)
+    hook = Fingerprints(path, every, stop)
     register_optimizer_step_post_hook(hook)
     _active = hook
     return hook

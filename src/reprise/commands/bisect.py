@@ -28,13 +28,14 @@ from reprise.edges.hashing import hash_fd
 from reprise.edges.runfiles import PlantedFileError, open_dir, open_regular, read_text_or_none
 
 PASSES = 2
+MAX_STOP = 1_000_000_000  # as the record's schema bounds fingerprint-every
 _PERIODIC = re.compile(r"step_([0-9]{1,12})\.pt")
 _CHECKPOINTS = keys.RUN_LAST_CHECKPOINT.rpartition("/")[0]
 
 
-def checkpoint_at_or_before(run_dir: Path, step: int | None) -> tuple[str, str] | None:
-    """The original's newest periodic checkpoint at or before ``step`` (its path in the run
-    and blake3), a regular file opened without following a link; None when there is none.
+def checkpoint_at_or_before(run_dir: Path, step: int | None) -> tuple[str, str, int] | None:
+    """The original's newest periodic checkpoint at or before ``step`` (its path in the run,
+    blake3 and step), a regular file opened without following a link; None when none is.
     Its number is the script's step, taken to count optimizer steps (as the runtime's
     ``Checkpoints.step`` is used in a plain loop): a later one only shortens the narrowing."""
     if not step:
@@ -49,14 +50,14 @@ def checkpoint_at_or_before(run_dir: Path, step: int | None) -> tuple[str, str] 
         for name in names
         if (m := _PERIODIC.fullmatch(name)) and int(m.group(1)) <= step
     )
-    for _, name in reversed(found):
+    for number, name in reversed(found):
         rel = f"{_CHECKPOINTS}/{name}"
         try:
             fd = open_regular(run_dir, rel)
         except (PlantedFileError, OSError):
             continue
         try:
-            return rel, "blake3:" + hash_fd(fd, os.fstat(fd).st_size)
+            return rel, "blake3:" + hash_fd(fd, os.fstat(fd).st_size), number
         finally:
             os.close(fd)
     return None
@@ -105,7 +106,12 @@ def bisect(
         texts.append(read_text_or_none(pass_dir, keys.RUN_FINGERPRINTS, JSONL_LIMIT) or "")
     original = read_text_or_none(run_dir, keys.RUN_FINGERPRINTS, JSONL_LIMIT) or ""
     finding = fingerprints.bisect_finding(
-        original, texts[0], texts[1], stop=stop, every=record.get("fingerprint_every")
+        original,
+        texts[0],
+        texts[1],
+        stop=stop,
+        every=record.get("fingerprint_every"),
+        start=start[2] if start else None,
     )
     finding["checkpoint"] = start[0] if start else None
     finding["runs"] = runs
@@ -126,6 +132,12 @@ def narrow(
     """--bisect after a verdict: when the fingerprints named a diverging step, run the passes
     and put what they found beside that line."""
     report = verdict.reports.get(fingerprints.PATH)
+    last = report.get("last_identical_step") if report else None
+    if report is not None and not (
+        0 < report["step"] <= MAX_STOP and (last is None or 0 < last < report["step"])
+    ):  # the steps come from the job's own file
+        verdict.details.append(f"bisect: no step to stop at (step {report['step']!r})")
+        return
     if verdict.verdict != "diverged" or report is None:
         if verdict.verdict == "diverged":
             verdict.details.append(

@@ -182,33 +182,57 @@ def _make_run_dir(
 def carry_over(previous: Path, run_dir: Path, record: dict[str, Any], uid: int) -> None:
     """A resumed run starts with what the interrupted one left in its job folders (regular
     files only: its links and FIFOs stay behind, named), never its console log or runtime.
-    Resumed from an earlier checkpoint than ``last.pt`` (a bisect pass), that checkpoint is
-    its ``last.pt``, and it starts without the earlier run's step fingerprints."""
-    from reprise.edges.trees import copy_job_file, copy_job_tree
+    Resumed from an earlier checkpoint than ``last.pt`` (a bisect pass), it starts with that
+    checkpoint alone, as its ``last.pt``: not the later state of the run it came from."""
+    from reprise.edges.trees import copy_job_tree
 
     owner = uid if os.getuid() == 0 else None
     checkpoint = str((record.get("resumes") or {}).get("checkpoint") or keys.RUN_LAST_CHECKPOINT)
-    skip = {keys.RUN_LOG}
     if checkpoint != keys.RUN_LAST_CHECKPOINT:
-        skip |= {keys.RUN_LAST_CHECKPOINT, keys.RUN_FINGERPRINTS}
+        _carry_checkpoint(previous, run_dir, record, checkpoint, owner)
+        return
     left: list[str] = []
     for sub in keys.RUN_JOB_DIRS:
         if sub == keys.RUN_RUNTIME_DIR:
             continue
-        mine = tuple(p.split("/", 1)[1] for p in sorted(skip) if p.startswith(f"{sub}/"))
+        skip = (keys.RUN_LOG.split("/", 1)[1],) if sub == keys.RUN_LOG.split("/", 1)[0] else ()
         left += [
-            f"{sub}/{p}" for p in copy_job_tree(previous / sub, run_dir / sub, uid=owner, skip=mine)
+            f"{sub}/{p}" for p in copy_job_tree(previous / sub, run_dir / sub, uid=owner, skip=skip)
         ]
-    if checkpoint != keys.RUN_LAST_CHECKPOINT:
-        folder, _, name = checkpoint.rpartition("/")
-        last_folder, _, last_name = keys.RUN_LAST_CHECKPOINT.rpartition("/")
-        if not copy_job_file(previous / folder, name, run_dir / last_folder, last_name, uid=owner):
-            left.append(f"{checkpoint} (not a regular single-link file)")
     if left:
         shown = ", ".join(left[:5]) + (" ..." if len(left) > 5 else "")
         record.setdefault("warnings", []).append(
             f"{len(left)} entries of the interrupted run were not carried over: {shown}"
         )
+
+
+def _carry_checkpoint(
+    previous: Path, run_dir: Path, record: dict[str, Any], checkpoint: str, owner: int | None
+) -> None:
+    """``checkpoint`` of ``previous`` as this run's ``last.pt``, if it is still the file
+    (by hash) the record names; else the run starts from the beginning and says so."""
+    from reprise.edges.hashing import hash_fd
+    from reprise.edges.runfiles import open_regular
+    from reprise.edges.trees import copy_job_file
+
+    folder, _, name = checkpoint.rpartition("/")
+    last_folder, _, last_name = keys.RUN_LAST_CHECKPOINT.rpartition("/")
+    copied = copy_job_file(previous / folder, name, run_dir / last_folder, last_name, uid=owner)
+    found = None
+    if copied:
+        fd = open_regular(run_dir, keys.RUN_LAST_CHECKPOINT)
+        try:
+            found = "blake3:" + hash_fd(fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+    if found != record["resumes"].get("checkpoint_hash"):
+        if copied:
+            (run_dir / keys.RUN_LAST_CHECKPOINT).unlink()
+        record.setdefault("warnings", []).append(
+            f"{checkpoint} could not be carried over as it was hashed: the run starts from "
+            "the beginning"
+        )
+        record["resumes"] = None
 
 
 def cannot_exec(message: str) -> bool:

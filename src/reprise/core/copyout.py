@@ -27,8 +27,11 @@ class Entry:
 def parse_listing(text: str) -> list[Entry]:
     """``find ROOT -mindepth 1 -printf '%y %s %P\\0'`` output, as entries; a malformed
     record (no kind or size, an absolute or climbing path) is an error."""
+    records = text.split("\0")
+    if len(records) > MAX_LISTING + 1:
+        raise ValueError(f"more than {MAX_LISTING} entries")
     out = []
-    for record in text.split("\0")[:MAX_LISTING]:
+    for record in records:
         if not record:
             continue
         fields = record.split(" ", 2)

@@ -44,7 +44,7 @@ def is_secret(name: str, marked: Iterable[str] = ()) -> bool:
 
 
 def _check_name(name: str, source: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise UsageError(f"{source}: {name!r} is not a valid environment variable name")
     if name.startswith(RESERVED_PREFIX):
         raise UsageError(

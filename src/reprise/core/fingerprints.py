@@ -90,14 +90,21 @@ def steps(text: str) -> list[int]:
 
 
 def bisect_finding(
-    original: str, first: str, second: str, *, stop: int, every: int | None
+    original: str,
+    first: str,
+    second: str,
+    *,
+    stop: int,
+    every: int | None,
+    start: int | None = None,
 ) -> dict[str, Any]:
     """What two partial reruns (``first`` and ``second``, fingerprinted every step up to
     ``stop``) say about a divergence that the original and its reproduction show at ``stop``:
     ``nondeterministic`` (the reruns differ from each other: the step and parameters where),
     ``between-machines`` (they agree step by step but not with the original at ``stop``), or
     ``not-recurring`` (they agree with the original there); ``incomplete`` when a rerun did
-    not fingerprint ``stop``."""
+    not fingerprint ``stop``, or did not continue from ``start`` (the checkpoint's step) when
+    it was given one: its steps would not be the original's."""
     ran = steps(first)
     finding: dict[str, Any] = {
         "from_step": (ran[0] - 1) if ran else None,
@@ -106,6 +113,8 @@ def bisect_finding(
     }
     if stop not in ran or stop not in steps(second):
         return {**finding, "finding": "incomplete"}
+    if start is not None and (ran[0] != start + 1 or steps(second)[0] != start + 1):
+        return {**finding, "finding": "incomplete", "expected_from_step": start}
     between = first_divergence(first, second)
     if between is not None:
         return {**finding, "finding": "nondeterministic", **between}
@@ -143,6 +152,12 @@ def describe_bisect(finding: Mapping[str, Any]) -> str:
                 if every and every > 1
                 else ""
             )
+        )
+    if finding.get("expected_from_step") is not None:
+        return (
+            f"bisect: the reruns did not continue from step {finding['expected_from_step']} "
+            "of the checkpoint they were given (the script does not resume with reprise's "
+            "Checkpoints?): nothing narrowed"
         )
     return (
         f"bisect: the reruns {span} did not reach step {finding['stop_after_step']} "

@@ -21,9 +21,11 @@ from reprise.core.layers import dist_name, owners, package_of
 from reprise.core.workspace import normalize
 from reprise.edges.container_config import ContainerSpec
 from reprise.edges.docker import Engine
+from reprise.edges.runfiles import read_regular
 from reprise.edges.untar import unpack
 
 LISTING_LIMIT = 256 << 20  # find's listing of the environment
+RECORD_LIMIT = 64 << 20  # a package's RECORD
 
 
 def copy_out(
@@ -97,7 +99,10 @@ def venv_listing(engine: Engine, image: str) -> list[Entry]:
     """Every entry of the build stage's environment (one short container)."""
     command = ["find", keys.CONTAINER_VENV, "-mindepth", "1", "-printf", "%y %s %P\\0"]
     try:
-        return parse_listing(engine.run_capture(image, command, limit=LISTING_LIMIT))
+        text = engine.run_capture(image, command, limit=LISTING_LIMIT)
+        if len(text.encode("utf-8", "surrogateescape")) >= LISTING_LIMIT:
+            raise ValueError(f"the listing is longer than {LISTING_LIMIT} bytes")
+        return parse_listing(text)
     except ValueError as exc:
         raise EngineError(
             f"could not list {keys.CONTAINER_VENV} in the build stage: {exc}"
@@ -120,13 +125,14 @@ def heavy_owners(
         and normalize(dist_name(e.path)[0]) in heavy
     ]
     copy_out(engine, image, [whole(f"{venv}/{rel}", dest) for rel in wanted], [], dest)
-    records = {
-        rel: (dest / venv.lstrip("/") / rel / "RECORD").read_text(
-            encoding="utf-8", errors="replace"
-        )
-        for rel in wanted
-        if (dest / venv.lstrip("/") / rel / "RECORD").is_file()
-    }
+    records = {}
+    for rel in wanted:  # a link in the build stage stays a link here: never read through
+        try:
+            found = read_regular(dest / venv.lstrip("/") / rel, "RECORD", RECORD_LIMIT)
+        except OSError:
+            continue
+        if found is not None and not found[1]:
+            records[rel] = found[0].decode("utf-8", "replace")
     site = next(iter(sorted({posixpath.dirname(r) for r in records})), "")
     return owners(records, site) if site else {}
 

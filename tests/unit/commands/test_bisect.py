@@ -18,6 +18,7 @@ def test_the_newest_periodic_checkpoint_at_or_before_the_step_is_chosen(tmp_path
     chosen = checkpoint_at_or_before(tmp_path, 25)
     assert chosen is not None
     assert chosen[0] == "checkpoints/step_20.pt" and chosen[1].startswith("blake3:")
+    assert chosen[2] == 20
     assert checkpoint_at_or_before(tmp_path, 30) is not None
     assert checkpoint_at_or_before(tmp_path, 30)[0] == "checkpoints/step_30.pt"  # type: ignore[index]
     assert checkpoint_at_or_before(tmp_path, 9) is None

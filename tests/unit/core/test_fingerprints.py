@@ -88,3 +88,13 @@ def test_bisect_tells_a_machine_difference_from_one_that_did_not_recur() -> None
     cut = bisect_finding(original, short, short, stop=50, every=25)
     assert cut["finding"] == "incomplete"
     assert "did not reach step 50" in describe_bisect(cut)
+
+
+def test_bisect_passes_that_did_not_resume_where_they_were_told_narrow_nothing() -> None:
+    from reprise.core.fingerprints import bisect_finding, describe_bisect
+
+    original = _lines({1: "a", 25: "b", 50: "c"})
+    from_scratch = _lines({1: "a", 2: "x", 50: "z"})  # its own torch.save: counted from 0
+    found = bisect_finding(original, from_scratch, from_scratch, stop=50, every=25, start=20)
+    assert found["finding"] == "incomplete" and found["expected_from_step"] == 20
+    assert "did not continue from step 20" in describe_bisect(found)
