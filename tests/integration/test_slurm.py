@@ -288,3 +288,29 @@ def test_a_detached_run_is_followed_again_by_attach(cluster: str, ddp: Path) -> 
     assert "[rank 1] rank 1/2 step 30" in attached.stdout + attached.stderr
     record = read_record(ddp / "runs" / "spiral" / run_id)
     assert record["status"] == "succeeded" and record["manifest"]["complete"]
+
+
+def test_a_requeued_job_is_followed_through_its_restart_as_one_run(
+    cluster: str, ddp: Path
+) -> None:
+    before = _runs(ddp)
+    cli = _start(ddp, "0.5")
+    run_dir = _live(ddp, cli, before, "step 3 ")
+    job = read_record(run_dir)["container"]["id"]
+    subprocess.run(["scontrol", "requeue", job], check=True, timeout=60)
+    out, err = cli.communicate(timeout=400)
+    assert cli.returncode == 0, err[-4000:]
+    record = json.loads(out)
+    assert record["run_id"] == run_dir.name and _runs(ddp) - before == {run_dir.name}  # one run
+    assert record["status"] == "succeeded", record.get("reason")
+    assert record["container"]["id"] == job  # the same job throughout
+    assert record["runtime"]["requeues"] == [{"restart": 1, "reason": "JOB REQUEUE"}]
+    for rank in (0, 1):  # the restarted attempt's output apart from the first's
+        first = (run_dir / "logs" / f"rank-{rank}.log").read_text()
+        again = (run_dir / "logs" / f"rank-{rank}.restart-1.log").read_text()
+        assert f"rank {rank}/2 step 3 " in first and f"rank {rank}/2 step 30" not in first
+        assert f"rank {rank}/2 step 1 " in again and f"rank {rank}/2 step 30" in again
+    merged = (run_dir / "logs" / "run.log").read_text()
+    assert f"reprise: job {job} restarted (restart 1)" in merged
+    assert "[rank 1, restart 1] rank 1/2 step 30" in merged
+    assert (run_dir / "outputs" / "model.pt").is_file() and record["manifest"]["complete"]

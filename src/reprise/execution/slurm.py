@@ -52,7 +52,13 @@ from reprise.edges.runfiles import read_regular
 from reprise.edges.runstore import atomic_write
 from reprise.execution.backend import Backend, JobExit, JobSpec, JobState
 from reprise.execution.local import LocalBackend, job_mounts, working_dir
-from reprise.execution.slurmlogs import batch_exit, merged_output, node_hosts, node_oom
+from reprise.execution.slurmlogs import (
+    batch_exit,
+    job_requeues,
+    merged_output,
+    node_hosts,
+    node_oom,
+)
 
 JOB_PREFIX = "reprise-"
 STOP_WAIT_S = 90.0
@@ -326,7 +332,9 @@ class SlurmBackend(Backend):
 
     def collect(self, job: str, run_dir: Path, say: Say) -> None:
         """Nothing to bring back (the nodes wrote the run directory): rank 0's runtime record
-        becomes the run's, as a local run's is, with what each node said it is ("nodes")."""
+        becomes the run's, as a local run's is, with what each node said it is ("nodes") and,
+        when Slurm requeued the job, each restart and its reason ("requeues"; the job id is
+        the same throughout, and the record is of its last attempt)."""
         record = f"{keys.RUN_RUNTIME_DIR}/runtime.json"
         with contextlib.suppress(OSError):
             if read_regular(run_dir, record, 1) is not None:
@@ -342,6 +350,10 @@ class SlurmBackend(Backend):
                 atomic_write(run_dir / record, found[0], durable=False)
                 return
             runtime["nodes"] = node_hosts(run_dir, self.options.nodes)
+            with contextlib.suppress(EngineError):  # the controller gone: no restarts known
+                found_job = self._job(job)
+                if found_job is not None and found_job.restarts:
+                    runtime["requeues"] = job_requeues(run_dir, found_job.restarts)
             atomic_write(run_dir / record, json.dumps(runtime, indent=2), durable=False)
 
     def remove(self, job: str) -> None:
