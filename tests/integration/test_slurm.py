@@ -12,7 +12,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -20,6 +20,7 @@ from reprise.commands import build as builder
 from reprise.core import keys
 from reprise.edges.docker import Engine
 from reprise.edges.runstore import read_record
+from reprise.execution.slurm import SlurmBackend
 
 from ..projects import commit_all, copy_example, init_repo
 from .test_reliability import REPRISE, _wait_for, reprise
@@ -190,10 +191,16 @@ def test_a_two_node_ddp_run_is_recorded_per_rank_and_reproduces_identical(
     nodes = record["runtime"]["nodes"]  # each node's own description
     assert [n["hostname"] for n in nodes] == ["s1", "s2"] and all(n["cpu"] for n in nodes)
 
-    again = reprise(ddp, "reproduce", record["run_id"], "--json", timeout=600)
+    ranks = SlurmBackend(lambda: cast(Any, None)).rank_targets(run_dir, read_record(run_dir))
+    assert ranks is not None and [r["hostname"] for r in ranks] == ["s1", "s2"]
+    assert all(r["cpu"] and r["cpu_count"] and r["threads"] for r in ranks), ranks
+
+    # --strict: the nodes are asked what they are before the job is submitted
+    again = reprise(ddp, "reproduce", record["run_id"], "--strict", "--json", timeout=600)
     assert again.returncode == 0, again.stderr[-4000:]
     verdict = _record(again)
     assert verdict["verdict"] == "identical", verdict
+    assert verdict["target"] == {"differences": [], "guaranteed": True}  # every rank's the same
     rerun = read_record(Path(verdict["rerun_dir"]))
     assert rerun["executor"]["slurm"] == record["executor"]["slurm"]
 
@@ -290,9 +297,7 @@ def test_a_detached_run_is_followed_again_by_attach(cluster: str, ddp: Path) -> 
     assert record["status"] == "succeeded" and record["manifest"]["complete"]
 
 
-def test_a_requeued_job_is_followed_through_its_restart_as_one_run(
-    cluster: str, ddp: Path
-) -> None:
+def test_a_requeued_job_is_followed_through_its_restart_as_one_run(cluster: str, ddp: Path) -> None:
     before = _runs(ddp)
     cli = _start(ddp, "0.5")
     run_dir = _live(ddp, cli, before, "step 3 ")

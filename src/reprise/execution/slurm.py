@@ -22,6 +22,7 @@ from typing import Any
 
 from reprise.core import keys, names
 from reprise.core.errors import EngineError, InvalidNameError, StorageError, UsageError
+from reprise.core.nodetarget import rank_views
 from reprise.core.progress import Say
 from reprise.core.record import load_json
 from reprise.core.sbatch import (
@@ -41,6 +42,7 @@ from reprise.core.slurm import (
     SlurmJob,
     SlurmOptions,
     options_from_record,
+    parse_node_host,
     parse_nodes,
     parse_sacct_job,
     parse_scontrol_job,
@@ -58,6 +60,7 @@ from reprise.execution.slurmlogs import (
     merged_output,
     node_hosts,
     node_oom,
+    rank_records,
 )
 
 JOB_PREFIX = "reprise-"
@@ -135,6 +138,29 @@ class SlurmBackend(Backend):
                 "nodes": [n["name"] for n in nodes],
             },
         }
+
+    def rank_targets(self, run_dir: Path, record: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+        """Each rank's node (runtime.json's "nodes") and its own record (runtime/rank-K.json)."""
+        executor = record.get("executor") or {}
+        layout = (
+            options_from_record(executor.get("slurm")) if executor.get("kind") == "slurm" else None
+        )
+        if layout is None:
+            return None
+        ranks = rank_records(run_dir, layout.world_size, RANK_LIMIT)
+        nodes = (record.get("runtime") or {}).get("nodes")
+        return rank_views(
+            nodes, ranks, world_size=layout.world_size, procs_per_node=layout.procs_per_node
+        )
+
+    def node_targets(self) -> list[dict[str, Any]] | None:
+        """The nodes a job of this layout would get, asked now (a short job step on each): CPU
+        model and GPU models; the CPU count a step sees is its allocation's, so not asked."""
+        o = self.options
+        lines = slurmctl.describe_nodes(nodes=o.nodes, partition=o.partition, account=o.account)
+        nodes = [parse_node_host(line.replace("\t", "\n")) for line in lines]
+        views = rank_views(nodes, {}, world_size=o.world_size, procs_per_node=o.procs_per_node)
+        return [{**view, "cpu_count": None} for view in views]
 
     # --- images -----------------------------------------------------------------------------
     def has_image(self, image_id: str) -> bool:

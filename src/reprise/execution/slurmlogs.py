@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from reprise.core import keys
+from reprise.core.record import load_json
 from reprise.core.sbatch import EXIT, OUTPUT, SLURM_DIR
 from reprise.core.slurm import MAX_NODES, parse_node_host, requeues
 from reprise.edges.runfiles import open_regular, read_regular
@@ -110,6 +112,20 @@ def node_hosts(run_dir: Path, nodes: int) -> list[dict[str, Any]]:
             text = read_regular(run_dir, f"{SLURM_DIR}/node-{node}.host", _HOST_LIMIT)
             if text is not None and not text[1]:
                 found.append(parse_node_host(text[0].decode("utf-8", errors="replace")))
+    return found
+
+
+def rank_records(run_dir: Path, world_size: int, limit: int) -> dict[int, dict[str, Any]]:
+    """Each rank's runtime record (``runtime/rank-K.json``) that is there and is a JSON object,
+    read bounded and never followed."""
+    found: dict[int, dict[str, Any]] = {}
+    for rank in range(min(world_size, MAX_RANK_LOGS)):
+        with contextlib.suppress(OSError, ValueError):
+            text = read_regular(run_dir, f"{keys.RUN_RUNTIME_DIR}/rank-{rank}.json", limit)
+            if text is not None and not text[1]:
+                record = load_json(text[0], limit=limit, what=f"runtime/rank-{rank}.json")
+                if isinstance(record, dict):
+                    found[rank] = record
     return found
 
 
