@@ -139,8 +139,10 @@ def _live(project: Path, cli: subprocess.Popen[str], before: set[str], marker: s
     return found
 
 
-def _start(project: Path, pause: str, *, restore_sigint: bool = False) -> subprocess.Popen[str]:
-    args = ["run", "--slurm", "--nodes", "2", "--json", "--env", f"PAUSE={pause}"]
+def _start(
+    project: Path, pause: str, *flags: str, restore_sigint: bool = False
+) -> subprocess.Popen[str]:
+    args = ["run", "--slurm", "--nodes", "2", "--json", "--env", f"PAUSE={pause}", *flags]
 
     def default_sigint() -> None:  # pytest may run with SIGINT ignored
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -220,8 +222,10 @@ def test_scancel_mid_run_is_interrupted_with_slurms_reason(cluster: str, ddp: Pa
 
 
 def test_a_node_whose_slurmd_dies_mid_run_fails_with_the_reason(cluster: str, ddp: Path) -> None:
+    """With requeue off: with it on (the default), Slurm requeues the job of a lost node, and
+    the run waits for nodes to come back, as the requeue test's does."""
     before = _runs(ddp)
-    cli = _start(ddp, "3")
+    cli = _start(ddp, "3", "--no-requeue")
     run_dir = _live(ddp, cli, before, "step 2 ")
     try:
         stopped = _slurm("slurmd-stop", "--kill", "s2", timeout=120)

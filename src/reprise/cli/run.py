@@ -94,6 +94,12 @@ from reprise.core.resources import DEFAULT_PIDS_LIMIT
 @click.option("--time", "time_limit", default=None, help="Time limit, e.g. 2:00:00 (--slurm).")
 @click.option("--account", default=None, help="Slurm account (--slurm).")
 @click.option(
+    "--requeue/--no-requeue",
+    default=None,
+    help="Whether Slurm may requeue the job; a requeued job is followed through its restart "
+    "(--slurm; default: [tool.reprise.slurm] requeue, true).",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Print the batch script, submit nothing (--slurm; the image is built or reused).",
@@ -124,6 +130,7 @@ def run(
     partition: str | None,
     time_limit: str | None,
     account: str | None,
+    requeue: bool | None,
     dry_run: bool,
 ) -> None:
     """Run the training command in the project's image, recording everything.
@@ -158,7 +165,9 @@ def run(
     resources = validated_resources(
         memory=memory, shm_size=shm_size, cpus=cpus, pids_limit=pids_limit
     )
-    flags = SlurmRequest(nodes, gpus_per_node, partition, time_limit, account, on_slurm)
+    flags = SlurmRequest(
+        nodes, gpus_per_node, partition, time_limit, account, on_slurm, requeue=requeue
+    )
     result = launch(
         project_of(ctx),
         overrides=overrides,

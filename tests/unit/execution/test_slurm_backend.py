@@ -105,6 +105,8 @@ def test_a_slurm_run_reruns_on_its_cluster_with_its_layout_unless_told_otherwise
 def test_run_slurm_flags() -> None:
     settings = cast(Settings, SimpleNamespace(slurm=SlurmOptions(nodes=2, partition="cpu")))
     target = slurm_target_for(Target(), SlurmRequest(nodes=4), settings, gpus=None, named=False)
+    off = slurm_target_for(Target(), SlurmRequest(requeue=False), settings, gpus=None, named=False)
+    assert off.slurm is not None and off.slurm.requeue is False
     assert target.slurm == SlurmOptions(nodes=4, partition="cpu")
     with pytest.raises(UsageError, match="add --slurm"):
         slurm_target_for(
