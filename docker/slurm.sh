@@ -20,8 +20,9 @@
 #   slurmctld.pid/.log and ctld/ (its state); nodes/NODE/ (slurmd's spool, pid and log).
 # slurmctld listens on port 6817 (the nodes reach it at the first node's host-side address,
 # 10.77.N.1; Slurm 22.05 binds a given address only by the hostname's); each slurmd on
-# its node's address (10.77.N.2:6818). Jobs are never requeued (JobRequeue=0) and stay known to
-# scontrol for an hour after they end (MinJobAge); sacct reads the job completion log.
+# its node's address (10.77.N.2:6818). Jobs are requeued only when they ask (JobRequeue=0;
+# reprise's ask with --requeue), and start again 10 s after (cred_expire, 120 s by default); they
+# stay known to scontrol for an hour after they end (MinJobAge); sacct reads the job completion log.
 # The site's TaskProlog (task-prolog.sh) gives every task of node NAME
 #   DOCKER_HOST=unix://<testhosts state>/NAME/docker.sock   (that node's engine, not the host's)
 #   GLOO_SOCKET_IFNAME=NCCL_SOCKET_IFNAME=rpn-NAME          (the namespaces share one hostname)
@@ -148,7 +149,7 @@ SlurmctldPort=${CTLD_PORT}
 SlurmdPort=6818
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=${MUNGE_SOCK}
+AuthInfo=socket=${MUNGE_SOCK},cred_expire=10
 SlurmUser=root
 SlurmdUser=root
 StateSaveLocation=${SSTATE}/ctld

@@ -12,7 +12,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -20,6 +20,7 @@ from reprise.commands import build as builder
 from reprise.core import keys
 from reprise.edges.docker import Engine
 from reprise.edges.runstore import read_record
+from reprise.execution.slurm import SlurmBackend
 
 from ..projects import commit_all, copy_example, init_repo
 from .test_reliability import REPRISE, _wait_for, reprise
@@ -138,8 +139,10 @@ def _live(project: Path, cli: subprocess.Popen[str], before: set[str], marker: s
     return found
 
 
-def _start(project: Path, pause: str, *, restore_sigint: bool = False) -> subprocess.Popen[str]:
-    args = ["run", "--slurm", "--nodes", "2", "--json", "--env", f"PAUSE={pause}"]
+def _start(
+    project: Path, pause: str, *flags: str, restore_sigint: bool = False
+) -> subprocess.Popen[str]:
+    args = ["run", "--slurm", "--nodes", "2", "--json", "--env", f"PAUSE={pause}", *flags]
 
     def default_sigint() -> None:  # pytest may run with SIGINT ignored
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -190,10 +193,16 @@ def test_a_two_node_ddp_run_is_recorded_per_rank_and_reproduces_identical(
     nodes = record["runtime"]["nodes"]  # each node's own description
     assert [n["hostname"] for n in nodes] == ["s1", "s2"] and all(n["cpu"] for n in nodes)
 
-    again = reprise(ddp, "reproduce", record["run_id"], "--json", timeout=600)
+    ranks = SlurmBackend(lambda: cast(Any, None)).rank_targets(run_dir, read_record(run_dir))
+    assert ranks is not None and [r["hostname"] for r in ranks] == ["s1", "s2"]
+    assert all(r["cpu"] and r["cpu_count"] and r["threads"] for r in ranks), ranks
+
+    # --strict: the nodes are asked what they are before the job is submitted
+    again = reprise(ddp, "reproduce", record["run_id"], "--strict", "--json", timeout=600)
     assert again.returncode == 0, again.stderr[-4000:]
     verdict = _record(again)
     assert verdict["verdict"] == "identical", verdict
+    assert verdict["target"] == {"differences": [], "guaranteed": True}  # every rank's the same
     rerun = read_record(Path(verdict["rerun_dir"]))
     assert rerun["executor"]["slurm"] == record["executor"]["slurm"]
 
@@ -213,8 +222,10 @@ def test_scancel_mid_run_is_interrupted_with_slurms_reason(cluster: str, ddp: Pa
 
 
 def test_a_node_whose_slurmd_dies_mid_run_fails_with_the_reason(cluster: str, ddp: Path) -> None:
+    """With requeue off: with it on (the default), Slurm requeues the job of a lost node, and
+    the run waits for nodes to come back, as the requeue test's does."""
     before = _runs(ddp)
-    cli = _start(ddp, "3")
+    cli = _start(ddp, "3", "--no-requeue")
     run_dir = _live(ddp, cli, before, "step 2 ")
     try:
         stopped = _slurm("slurmd-stop", "--kill", "s2", timeout=120)
@@ -288,3 +299,27 @@ def test_a_detached_run_is_followed_again_by_attach(cluster: str, ddp: Path) -> 
     assert "[rank 1] rank 1/2 step 30" in attached.stdout + attached.stderr
     record = read_record(ddp / "runs" / "spiral" / run_id)
     assert record["status"] == "succeeded" and record["manifest"]["complete"]
+
+
+def test_a_requeued_job_is_followed_through_its_restart_as_one_run(cluster: str, ddp: Path) -> None:
+    before = _runs(ddp)
+    cli = _start(ddp, "0.5")
+    run_dir = _live(ddp, cli, before, "step 3 ")
+    job = read_record(run_dir)["container"]["id"]
+    subprocess.run(["scontrol", "requeue", job], check=True, timeout=60)
+    out, err = cli.communicate(timeout=400)
+    assert cli.returncode == 0, err[-4000:]
+    record = json.loads(out)
+    assert record["run_id"] == run_dir.name and _runs(ddp) - before == {run_dir.name}  # one run
+    assert record["status"] == "succeeded", record.get("reason")
+    assert record["container"]["id"] == job  # the same job throughout
+    assert record["runtime"]["requeues"] == [{"restart": 1, "reason": "JOB REQUEUE"}]
+    for rank in (0, 1):  # the restarted attempt's output apart from the first's
+        first = (run_dir / "logs" / f"rank-{rank}.log").read_text()
+        again = (run_dir / "logs" / f"rank-{rank}.restart-1.log").read_text()
+        assert f"rank {rank}/2 step 3 " in first and f"rank {rank}/2 step 30" not in first
+        assert f"rank {rank}/2 step 1 " in again and f"rank {rank}/2 step 30" in again
+    merged = (run_dir / "logs" / "run.log").read_text()
+    assert f"reprise: job {job} restarted (restart 1)" in merged
+    assert "[rank 1, restart 1] rank 1/2 step 30" in merged
+    assert (run_dir / "outputs" / "model.pt").is_file() and record["manifest"]["complete"]

@@ -118,6 +118,12 @@ from reprise.core.resources import DEFAULT_PIDS_LIMIT
 @click.option("--time", "time_limit", default=None, help="Time limit, e.g. 2:00:00 (--slurm).")
 @click.option("--account", default=None, help="Slurm account (--slurm).")
 @click.option(
+    "--requeue/--no-requeue",
+    default=None,
+    help="Whether Slurm may requeue the job; a requeued job is followed through its restart "
+    "(--slurm; default: [tool.reprise.slurm] requeue, true).",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     help="Print the batch script, submit nothing (--slurm; the image is built or reused).",
@@ -151,6 +157,7 @@ def run(
     partition: str | None,
     time_limit: str | None,
     account: str | None,
+    requeue: bool | None,
     dry_run: bool,
 ) -> None:
     """Run the training command in the project's image, recording everything.
@@ -188,7 +195,9 @@ def run(
     resources = validated_resources(
         memory=memory, shm_size=shm_size, cpus=cpus, pids_limit=pids_limit
     )
-    flags = SlurmRequest(nodes, gpus_per_node, partition, time_limit, account, on_slurm)
+    flags = SlurmRequest(
+        nodes, gpus_per_node, partition, time_limit, account, on_slurm, requeue=requeue
+    )
     slurm = flags if on_slurm or any(v is not None for v in flags.flags().values()) else None
     project = project_of(ctx)
     if not multirun and jobs != 1:

@@ -18,6 +18,7 @@ from typing import IO, Any
 from reprise.commands.build import RunImage
 from reprise.commands.finish import render_card_safely
 from reprise.commands.inputs import RunInputs, code_dir, recorded_env
+from reprise.commands.nodecheck import after_rerun, before_rerun
 from reprise.commands.rerun_image import locate_image, rebuild_image, record_file, recorded_image
 from reprise.commands.run import execute
 from reprise.commands.verdict import (
@@ -242,6 +243,7 @@ def reproduce(
     image = _image(backend, record, run_dir, code_path, options, say)
     # Described with the image there: a remote host's CPU and GPUs are seen from a container.
     current_host, verdict.target = _target(backend, record, image.id, options.strict, say)
+    before_rerun(backend, run_dir, record, options.strict, say)  # each node's, on Slurm
     verdict.image = {
         "id": image.id,
         "source": image.record["source"],
@@ -254,6 +256,7 @@ def reproduce(
     data, verdict.data_changed = check_data(record, paths, options.allow_data_change, say)
     inputs = dataclasses.replace(inputs, data=data, card=options.card)
     rerun_dir = execute(backend, inputs, image, say=say, console=console)
+    verdict.target += after_rerun(backend, run_dir, record, rerun_dir, options.strict, say)
     _judge(backend, verdict, record, run_dir, rerun_dir, image.id)
     if options.bisect:
         from reprise.commands.bisect import narrow

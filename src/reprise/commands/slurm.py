@@ -21,6 +21,7 @@ class SlurmRequest:
     time: str | None = None
     account: str | None = None
     explicit: bool = True  # --slurm itself was given (else only some of its flags)
+    requeue: bool | None = None
 
     def flags(self) -> dict[str, object]:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "explicit"}

@@ -33,12 +33,15 @@ SCRIPT = f"{SLURM_DIR}/job.sbatch"
 OUTPUT = f"{SLURM_DIR}/job.out"
 EXIT = f"{SLURM_DIR}/exit"  # the batch step's exit status
 RANK_LOG = "logs/rank-{rank}.log"
+# A requeued job's later attempts: each rank's output apart from the first attempt's.
+RESTART_LOG = "logs/rank-{rank}.restart-{restart}.log"
 RANK_RECORD = f"{keys.RUN_RUNTIME_DIR}/rank-{{rank}}.json"
 # Where images are saved beside the runs for Docker nodes that lack them (<hex>.tar).
 ARCHIVE_DIR = (".cache", "images")
 RANK_LOGS = "logs/rank-*.log"  # each rank's console: recorded, not compared (volatile)
 # The node's own values of these reach the job (interfaces for gloo and NCCL to use).
-SITE_VARIABLES = ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME")
+# SLURM_RESTART_COUNT (set once a job is requeued) names a restarted attempt's rank logs.
+SITE_VARIABLES = ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME", "SLURM_RESTART_COUNT")
 # NCCL settings that change results: pinned for GPU runs, and recorded.
 NCCL_PINNED = {"NCCL_ALGO": "Ring", "NCCL_PROTO": "Simple", "NCCL_NVLS_ENABLE": "0"}
 # Paths written into the script: no quoting needed anywhere they go (#SBATCH lines, docker's
@@ -101,12 +104,17 @@ def enroot_ref(ref: str) -> str:
 
 
 def rank_wrapper() -> str:
-    """The shell each rank runs in: its output into logs/rank-K.log, its runtime record
-    into runtime/rank-K.json (K: torchrun's RANK, 0 when there is one rank)."""
+    """The shell each rank runs in: its output into logs/rank-K.log (logs/rank-K.restart-N.log
+    in the Nth restart of a requeued job), its runtime record into runtime/rank-K.json (K:
+    torchrun's RANK, 0 when there is one rank; a restart's record replaces the one before)."""
     run = keys.CONTAINER_RUN
     log = f"{run}/{RANK_LOG.format(rank='${RANK:-0}')}"
+    again = f"{run}/{RESTART_LOG.format(rank='${RANK:-0}', restart='$SLURM_RESTART_COUNT')}"
     record = f"{run}/{RANK_RECORD.format(rank='${RANK:-0}')}"
-    return f'export {keys.ENV_RUNTIME_RECORD}="{record}"; exec "$@" >>"{log}" 2>&1'
+    return (
+        f'export {keys.ENV_RUNTIME_RECORD}="{record}"; log="{log}"; '
+        f'[ "${{SLURM_RESTART_COUNT:-0}}" = 0 ] || log="{again}"; exec "$@" >>"$log" 2>&1'
+    )
 
 
 def launch(job: BatchJob, options: SlurmOptions, *, inside: bool) -> list[str]:
@@ -192,6 +200,7 @@ def render_sbatch(job: BatchJob, options: SlurmOptions) -> str:
         "partition": options.partition,
         "account": options.account,
         "time": options.time,
+        "requeue": options.requeue,
     }
     context = {
         **common,

@@ -16,6 +16,7 @@ from reprise.core.errors import SettingsError, UsageError
 RUNTIMES = ("docker", "apptainer", "pyxis")
 MAX_NODES = 4096
 MAX_GPUS_PER_NODE = 64
+MAX_RESTARTS = 1000  # more requeues than this are counted as this many
 # Slurm's own grammar for partitions and accounts (a comma-separated list of partitions).
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 _PARTITION = re.compile(rf"{_NAME.pattern}(?:,{_NAME.pattern}){{0,15}}")
@@ -23,7 +24,7 @@ _PARTITION = re.compile(rf"{_NAME.pattern}(?:,{_NAME.pattern}){{0,15}}")
 _TIME = re.compile(
     r"[0-9]{1,7}(?::[0-9]{1,2}){0,2}|[0-9]{1,4}-[0-9]{1,2}(?::[0-9]{1,2}){0,2}|UNLIMITED|INFINITE"
 )
-SETTING_KEYS = ("nodes", "gpus-per-node", "partition", "time", "account", "runtime")
+SETTING_KEYS = ("nodes", "gpus-per-node", "partition", "time", "account", "runtime", "requeue")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class SlurmOptions:
     time: str | None = None
     account: str | None = None
     runtime: str = "docker"
+    requeue: bool = True  # a requeued job (preempted, a node lost) is followed through its restart
 
     @property
     def procs_per_node(self) -> int:
@@ -56,6 +58,7 @@ class SlurmOptions:
             "partition": self.partition,
             "time": self.time,
             "account": self.account,
+            "requeue": self.requeue,
         }
 
     def with_flags(self, **flags: Any) -> SlurmOptions:
@@ -93,6 +96,8 @@ def check(key: str, value: object) -> str | None:
         return None if ok else "must be a Slurm time: minutes, HH:MM:SS or D-HH:MM:SS"
     if key == "runtime":
         return None if value in RUNTIMES else f"must be one of {', '.join(RUNTIMES)}"
+    if key == "requeue":
+        return None if isinstance(value, bool) else "must be true or false"
     return f"is not a setting of [tool.reprise.slurm] (known: {', '.join(SETTING_KEYS)})"
 
 
@@ -115,6 +120,7 @@ def options_from_table(table: object) -> SlurmOptions:
         time=table.get("time"),
         account=table.get("account"),
         runtime=table.get("runtime", "docker"),
+        requeue=table.get("requeue", True),
     )
 
 
@@ -129,6 +135,7 @@ def options_from_record(value: object) -> SlurmOptions | None:
         "runtime": value.get("runtime"),
     }
     fields.update({k: value[k] for k in ("partition", "time", "account") if value.get(k)})
+    fields["requeue"] = value.get("requeue", False)  # runs before the setting: never requeued
     if any(check(k, v) for k, v in fields.items()):
         return None
     return SlurmOptions(
@@ -138,6 +145,7 @@ def options_from_record(value: object) -> SlurmOptions | None:
         time=value.get("time") or None,
         account=value.get("account") or None,
         runtime=str(value["runtime"]),
+        requeue=bool(value.get("requeue", False)),
     )
 
 
@@ -171,6 +179,7 @@ class SlurmJob:
     held: bool = False
     nodes: str | None = None
     detail: str = ""  # the whole state text, e.g. "CANCELLED by 0"
+    restarts: int = 0  # how many times Slurm requeued the job (its attempts less one)
 
     @property
     def phase(self) -> str:
@@ -232,6 +241,7 @@ def parse_scontrol_job(text: str) -> SlurmJob | None:
         held=state == "PENDING" and reason in ("JobHeldUser", "JobHeldAdmin"),
         nodes=fields.get("NodeList"),
         detail=state,
+        restarts=min(max(_int(fields.get("Restarts")) or 0, 0), MAX_RESTARTS),
     )
 
 
@@ -250,6 +260,35 @@ def _fields(line: str) -> dict[str, str]:
         elif key is not None and word:
             fields[key] += " " + word
     return fields
+
+
+# slurmstepd's line in the batch output when it ends a job's attempt ("... DUE TO JOB REQUEUE"),
+# and the batch script's own when an attempt starts again.
+_ENDED_DUE = re.compile(
+    r"\*\*\* (?:JOB|STEP) [0-9.]+ ON \S+ CANCELLED AT \S+ DUE TO ([A-Z][A-Z ]{0,39}) \*\*\*"
+)
+_RESTARTED = re.compile(r"^reprise: job [0-9]+ restarted \(restart ([0-9]{1,4})\)$")
+MAX_LISTED_RESTARTS = 100
+
+
+def requeues(output: str, restarts: int) -> list[dict[str, Any]]:
+    """Each of a job's ``restarts`` (as ``scontrol`` counts them) with Slurm's reason, read from
+    the batch output (slurmstepd's "DUE TO ..." line of the attempt it ended); the output is the
+    job's word, so a reason missing or unreadable there is said to be unknown."""
+    reasons: dict[int, str] = {}
+    attempt = 0
+    for line in output.splitlines():
+        started = _RESTARTED.match(line)
+        if started:
+            attempt = int(started.group(1))
+            continue
+        ended = _ENDED_DUE.search(line)
+        if ended and attempt + 1 not in reasons:
+            reasons[attempt + 1] = ended.group(1).strip()
+    return [
+        {"restart": n, "reason": reasons.get(n, "requeued by Slurm (no reason in its output)")}
+        for n in range(1, min(restarts, MAX_LISTED_RESTARTS) + 1)
+    ]
 
 
 def parse_sacct_job(text: str, job_id: str) -> SlurmJob | None:

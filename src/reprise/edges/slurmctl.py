@@ -189,6 +189,36 @@ def on_each_node(
     )
 
 
+# What a node is, as one line (a node's part of the batch script writes the same, one key=value
+# a line, into slurm/node-K.host): tab-separated key=value.
+_DESCRIBE = (
+    "printf 'node=%s\\thostname=%s\\tcpu=%s\\t%s\\n' \"$SLURM_NODEID\" "
+    '"${SLURMD_NODENAME:-$(hostname)}" '
+    "\"$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)\" "
+    "\"$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | sed 's/^/gpu=/' "
+    "| tr '\\n' '\\t')\""
+)
+
+
+def describe_nodes(*, nodes: int, partition: str | None, account: str | None) -> list[str]:
+    """What ``nodes`` nodes of the partition say they are (a short job step on each): one line
+    of tab-separated key=value per node. EngineError when no allocation came."""
+    done = on_each_node(
+        ["sh", "-c", _DESCRIBE],
+        nodes=nodes,
+        partition=partition,
+        account=account,
+        wait_s=CHECK_WAIT_S,
+    )
+    if done.returncode != 0:
+        said = (done.stderr.strip() or "no message").splitlines()[-1]
+        raise EngineError(
+            f"could not ask the cluster's nodes what they are: srun failed: {said[:300]}",
+            hint="`sinfo` shows whether the nodes are up; --strict needs a short allocation",
+        )
+    return [line for line in done.stdout.splitlines() if line.startswith("node=")][:nodes]
+
+
 def fs_type(path: Path) -> str | None:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         done = subprocess.run(

@@ -119,6 +119,17 @@ class Backend(ABC):
         """The machine jobs run on: hostname, CPU, GPUs and driver, engine version (``image``
         may be used to look from inside a container)."""
 
+    def rank_targets(self, run_dir: Path, record: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+        """What each rank of a finished run ran on (``core.nodetarget.rank_views``), for runs
+        spread over nodes; None: the run's one machine is its record's "host"."""
+        return None
+
+    def node_targets(self) -> list[dict[str, Any]] | None:
+        """What each rank of a run about to start would run on, as far as the nodes can be
+        asked before the job (``--strict`` refuses on it); None: nothing beyond
+        describe_host."""
+        return None
+
     @abstractmethod
     def has_image(self, image_id: str) -> bool:
         """Whether the image with this id is where jobs run."""

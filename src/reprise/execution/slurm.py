@@ -22,6 +22,7 @@ from typing import Any
 
 from reprise.core import keys, names
 from reprise.core.errors import EngineError, InvalidNameError, StorageError, UsageError
+from reprise.core.nodetarget import rank_views
 from reprise.core.progress import Say
 from reprise.core.record import load_json
 from reprise.core.sbatch import (
@@ -41,6 +42,7 @@ from reprise.core.slurm import (
     SlurmJob,
     SlurmOptions,
     options_from_record,
+    parse_node_host,
     parse_nodes,
     parse_sacct_job,
     parse_scontrol_job,
@@ -52,7 +54,14 @@ from reprise.edges.runfiles import read_regular
 from reprise.edges.runstore import atomic_write
 from reprise.execution.backend import Backend, JobExit, JobSpec, JobState
 from reprise.execution.local import LocalBackend, job_mounts, working_dir
-from reprise.execution.slurmlogs import batch_exit, merged_output, node_hosts, node_oom
+from reprise.execution.slurmlogs import (
+    batch_exit,
+    job_requeues,
+    merged_output,
+    node_hosts,
+    node_oom,
+    rank_records,
+)
 
 JOB_PREFIX = "reprise-"
 STOP_WAIT_S = 90.0
@@ -129,6 +138,29 @@ class SlurmBackend(Backend):
                 "nodes": [n["name"] for n in nodes],
             },
         }
+
+    def rank_targets(self, run_dir: Path, record: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+        """Each rank's node (runtime.json's "nodes") and its own record (runtime/rank-K.json)."""
+        executor = record.get("executor") or {}
+        layout = (
+            options_from_record(executor.get("slurm")) if executor.get("kind") == "slurm" else None
+        )
+        if layout is None:
+            return None
+        ranks = rank_records(run_dir, layout.world_size, RANK_LIMIT)
+        nodes = (record.get("runtime") or {}).get("nodes")
+        return rank_views(
+            nodes, ranks, world_size=layout.world_size, procs_per_node=layout.procs_per_node
+        )
+
+    def node_targets(self) -> list[dict[str, Any]] | None:
+        """The nodes a job of this layout would get, asked now (a short job step on each): CPU
+        model and GPU models; the CPU count a step sees is its allocation's, so not asked."""
+        o = self.options
+        lines = slurmctl.describe_nodes(nodes=o.nodes, partition=o.partition, account=o.account)
+        nodes = [parse_node_host(line.replace("\t", "\n")) for line in lines]
+        views = rank_views(nodes, {}, world_size=o.world_size, procs_per_node=o.procs_per_node)
+        return [{**view, "cpu_count": None} for view in views]
 
     # --- images -----------------------------------------------------------------------------
     def has_image(self, image_id: str) -> bool:
@@ -326,7 +358,9 @@ class SlurmBackend(Backend):
 
     def collect(self, job: str, run_dir: Path, say: Say) -> None:
         """Nothing to bring back (the nodes wrote the run directory): rank 0's runtime record
-        becomes the run's, as a local run's is, with what each node said it is ("nodes")."""
+        becomes the run's, as a local run's is, with what each node said it is ("nodes") and,
+        when Slurm requeued the job, each restart and its reason ("requeues"; the job id is
+        the same throughout, and the record is of its last attempt)."""
         record = f"{keys.RUN_RUNTIME_DIR}/runtime.json"
         with contextlib.suppress(OSError):
             if read_regular(run_dir, record, 1) is not None:
@@ -342,6 +376,10 @@ class SlurmBackend(Backend):
                 atomic_write(run_dir / record, found[0], durable=False)
                 return
             runtime["nodes"] = node_hosts(run_dir, self.options.nodes)
+            with contextlib.suppress(EngineError):  # the controller gone: no restarts known
+                found_job = self._job(job)
+                if found_job is not None and found_job.restarts:
+                    runtime["requeues"] = job_requeues(run_dir, found_job.restarts)
             atomic_write(run_dir / record, json.dumps(runtime, indent=2), durable=False)
 
     def remove(self, job: str) -> None:

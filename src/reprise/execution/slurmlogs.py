@@ -16,11 +16,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from reprise.core import keys
+from reprise.core.record import load_json
 from reprise.core.sbatch import EXIT, OUTPUT, SLURM_DIR
-from reprise.core.slurm import MAX_NODES, parse_node_host
+from reprise.core.slurm import MAX_NODES, parse_node_host, requeues
 from reprise.edges.runfiles import open_regular, read_regular
 
-_RANK_LOG = re.compile(r"rank-([0-9]{1,6})\.log")
+_RANK_LOG = re.compile(r"rank-([0-9]{1,6})(?:\.restart-([1-9][0-9]{0,3}))?\.log")
 _CHUNK = 1 << 20
 MAX_PENDING = 1 << 20  # a line longer than this is passed on in pieces
 MAX_RANK_LOGS = 1024
@@ -76,6 +78,7 @@ class _Source:
 _NODE_EXIT = re.compile(r"node-([0-9]{1,6})\.exit")
 _SMALL = 256  # an exit file is "STATUS OOM" or "STATUS"
 _HOST_LIMIT = 16 << 10
+_OUTPUT_LIMIT = 8 << 20  # the batch output read for requeue reasons (rank output is elsewhere)
 
 
 def _small(run_dir: Path, rel: str) -> str | None:
@@ -112,6 +115,20 @@ def node_hosts(run_dir: Path, nodes: int) -> list[dict[str, Any]]:
     return found
 
 
+def rank_records(run_dir: Path, world_size: int, limit: int) -> dict[int, dict[str, Any]]:
+    """Each rank's runtime record (``runtime/rank-K.json``) that is there and is a JSON object,
+    read bounded and never followed."""
+    found: dict[int, dict[str, Any]] = {}
+    for rank in range(min(world_size, MAX_RANK_LOGS)):
+        with contextlib.suppress(OSError, ValueError):
+            text = read_regular(run_dir, f"{keys.RUN_RUNTIME_DIR}/rank-{rank}.json", limit)
+            if text is not None and not text[1]:
+                record = load_json(text[0], limit=limit, what=f"runtime/rank-{rank}.json")
+                if isinstance(record, dict):
+                    found[rank] = record
+    return found
+
+
 def batch_exit(run_dir: Path, default: int) -> int:
     """The batch step's exit status, as its script wrote it."""
     text = _small(run_dir, EXIT)
@@ -120,14 +137,33 @@ def batch_exit(run_dir: Path, default: int) -> int:
     return default
 
 
-def rank_logs(run_dir: Path) -> list[int]:
-    """The ranks whose log is in logs/ now."""
+def rank_logs(run_dir: Path) -> list[tuple[int, int]]:
+    """The (restart, rank) of each rank log in logs/ now: restart 0 is the job's first attempt
+    (``rank-K.log``), N its Nth restart after a requeue (``rank-K.restart-N.log``)."""
     try:
         found = [p.name for p in (run_dir / "logs").iterdir()]
     except OSError:
         return []
-    ranks = sorted(int(m.group(1)) for n in found if (m := _RANK_LOG.fullmatch(n)))
-    return ranks[:MAX_RANK_LOGS]  # the job may plant many: followed up to a bound
+    logs = sorted(
+        (int(m.group(2) or 0), int(m.group(1))) for n in found if (m := _RANK_LOG.fullmatch(n))
+    )
+    return logs[:MAX_RANK_LOGS]  # the job may plant many: followed up to a bound
+
+
+def _rank_source(restart: int, rank: int) -> tuple[str, str]:
+    if not restart:
+        return f"logs/rank-{rank}.log", f"[rank {rank}] "
+    return f"logs/rank-{rank}.restart-{restart}.log", f"[rank {rank}, restart {restart}] "
+
+
+def job_requeues(run_dir: Path, restarts: int) -> list[dict[str, Any]]:
+    """A requeued job's restarts, each with Slurm's reason as the batch output says it (read
+    bounded, never followed)."""
+    text = b""
+    with contextlib.suppress(OSError):
+        found = read_regular(run_dir, OUTPUT, _OUTPUT_LIMIT)
+        text = found[0] if found is not None else b""
+    return requeues(text.decode("utf-8", errors="replace"), restarts)
 
 
 def merged_output(
@@ -151,8 +187,8 @@ def merged_output(
     last_check = 0.0
     try:
         while True:
-            for rank in [*range(world_size), *rank_logs(run_dir)]:
-                add(f"logs/rank-{rank}.log", f"[rank {rank}] ")
+            for restart, rank in [*((0, r) for r in range(world_size)), *rank_logs(run_dir)]:
+                add(*_rank_source(restart, rank))
             finished = ended is None
             if not finished and time.monotonic() - last_check >= check_every:
                 last_check = time.monotonic()
@@ -161,8 +197,8 @@ def merged_output(
             if out:
                 yield out
             if finished:
-                for rank in rank_logs(run_dir):
-                    add(f"logs/rank-{rank}.log", f"[rank {rank}] ")
+                for restart, rank in rank_logs(run_dir):
+                    add(*_rank_source(restart, rank))
                 rest = b"".join(s.read(run_dir) + s.flush() for s in sources.values())
                 if rest:
                     yield rest

@@ -124,3 +124,11 @@ def test_multi_node_jobs_have_the_network_and_gpu_jobs_pin_nccl() -> None:
     assert "NCCL_ALGO" not in job_environment({"A": "1"}, SlurmOptions(nodes=2))
     pinned = job_environment({"NCCL_PROTO": "LL"}, SlurmOptions(gpus_per_node=2))
     assert pinned["NCCL_ALGO"] == "Ring" and pinned["NCCL_PROTO"] == "LL"
+
+
+def test_requeue_is_asked_for_unless_turned_off_and_restarts_log_apart() -> None:
+    assert "#SBATCH --requeue\n" in render_sbatch(_job(), SlurmOptions())
+    off = render_sbatch(_job(), SlurmOptions(requeue=False))
+    assert "#SBATCH --no-requeue\n" in off and "#SBATCH --requeue" not in off
+    assert "rank-${RANK:-0}.restart-$SLURM_RESTART_COUNT.log" in off
+    assert "SLURM_RESTART_COUNT" in off.split("for v in ", 1)[1].split(";", 1)[0]

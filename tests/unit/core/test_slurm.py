@@ -101,3 +101,39 @@ def test_sacct_and_nodes() -> None:
             "partitions": "reprise",
         }
     ]
+
+
+def test_requeue_setting_restarts_and_their_reasons() -> None:
+    from reprise.core.slurm import requeues
+
+    assert SlurmOptions().requeue and not options_from_table({"requeue": False}).requeue
+    with pytest.raises(SettingsError):
+        options_from_table({"requeue": "yes"})
+    recorded = SlurmOptions(nodes=2).to_record()
+    assert options_from_record(recorded) == SlurmOptions(nodes=2)
+    del recorded["requeue"]  # recorded before the setting: its job was never requeued
+    old = options_from_record(recorded)
+    assert old is not None and not old.requeue
+    requeued = parse_scontrol_job(_job("PENDING", "BeginTime").replace("Restarts=0", "Restarts=2"))
+    assert requeued is not None and requeued.phase == "running" and requeued.restarts == 2
+    planted = parse_scontrol_job(_job("RUNNING").replace("Restarts=0", "Restarts=-3"))
+    assert planted is not None and planted.restarts == 0
+    output = (
+        "reprise: job 42 on s[1-2], rendezvous 10.77.100.2:20042\n"
+        "slurmstepd-s1: error: *** JOB 42 ON s1 CANCELLED AT 2026-11-30T11:23:29 DUE TO "
+        "PREEMPTION ***\n"
+        "slurmstepd-s2: error: *** STEP 42.0 ON s2 CANCELLED AT 2026-11-30T11:23:29 DUE TO "
+        "PREEMPTION ***\n"
+        "reprise: job 42 restarted (restart 1)\n"
+        "slurmstepd-s1: error: *** JOB 42 ON s1 CANCELLED AT 2026-11-30T11:25:01 DUE TO JOB "
+        "REQUEUE ***\n"
+        "reprise: job 42 restarted (restart 2)\n"
+    )
+    assert requeues(output, 2) == [
+        {"restart": 1, "reason": "PREEMPTION"},
+        {"restart": 2, "reason": "JOB REQUEUE"},
+    ]
+    assert requeues("", 1) == [
+        {"restart": 1, "reason": "requeued by Slurm (no reason in its output)"}
+    ]
+    assert len(requeues(output, 10**6)) == 100  # listed up to a bound

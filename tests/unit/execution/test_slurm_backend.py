@@ -105,6 +105,8 @@ def test_a_slurm_run_reruns_on_its_cluster_with_its_layout_unless_told_otherwise
 def test_run_slurm_flags() -> None:
     settings = cast(Settings, SimpleNamespace(slurm=SlurmOptions(nodes=2, partition="cpu")))
     target = slurm_target_for(Target(), SlurmRequest(nodes=4), settings, gpus=None, named=False)
+    off = slurm_target_for(Target(), SlurmRequest(requeue=False), settings, gpus=None, named=False)
+    assert off.slurm is not None and off.slurm.requeue is False
     assert target.slurm == SlurmOptions(nodes=4, partition="cpu")
     with pytest.raises(UsageError, match="add --slurm"):
         slurm_target_for(
@@ -165,7 +167,11 @@ def test_a_job_slurm_forgot_is_gone(monkeypatch: pytest.MonkeyPatch) -> None:
     assert SlurmBackend(_engine).state("42") is None
 
 
-def test_each_nodes_word_about_itself_joins_rank_0s_runtime_record(tmp_path: Path) -> None:
+def test_each_nodes_word_about_itself_joins_rank_0s_runtime_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reprise.edges import slurmctl
+
     run = _run_dir(tmp_path)
     (run / "runtime").mkdir()
     (run / "runtime" / "rank-0.json").write_text('{"seed": "7", "python": "3.11.7"}')
@@ -174,6 +180,8 @@ def test_each_nodes_word_about_itself_joins_rank_0s_runtime_record(tmp_path: Pat
         "gpu=NVIDIA H100\ngpu=NVIDIA H100\nnonsense\nevil=$(rm -rf /)\n"
     )
     os.symlink(tmp_path / "elsewhere", run / "slurm" / "node-1.host")  # planted: skipped
+    monkeypatch.setattr(slurmctl, "show_job", lambda job: None)
+    monkeypatch.setattr(slurmctl, "sacct_job", lambda job: None)
     SlurmBackend(_engine, SlurmOptions(nodes=2)).collect("42", run, lambda _: None)
     runtime = json.loads((run / "runtime" / "runtime.json").read_text())
     assert runtime["seed"] == "7"
@@ -189,3 +197,33 @@ def test_each_nodes_word_about_itself_joins_rank_0s_runtime_record(tmp_path: Pat
         }
     ]
     assert parse_node_host("gpu=x\n" * 500)["gpus"] == [{"name": "x"}] * 64
+
+
+def test_a_requeued_jobs_restarts_are_recorded_and_their_logs_kept_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reprise.edges import slurmctl
+
+    run = _run_dir(tmp_path)
+    (run / "runtime").mkdir()
+    (run / "runtime" / "rank-0.json").write_text('{"seed": "7"}')
+    (run / "slurm" / "job.out").write_text(
+        "slurmstepd-s1: error: *** JOB 42 ON s1 CANCELLED AT 2026-11-30T11:23:29 DUE TO JOB "
+        "REQUEUE ***\nreprise: job 42 restarted (restart 1)\n"
+    )
+    (run / "logs" / "rank-0.log").write_text("step 1\n")
+    (run / "logs" / "rank-0.restart-1.log").write_text("step 1 again\n")
+    (run / "logs" / "rank-1.restart-1.log").write_text("step 1 again\n")
+    (run / "logs" / "rank-1.restart-0.log").write_text("not a restart\n")
+    out = b"".join(merged_output(run, 2, ended=None)).decode().splitlines()
+    assert "[rank 0] step 1" in out and "[rank 0, restart 1] step 1 again" in out
+    assert (
+        "[rank 1, restart 1] step 1 again" in out
+        and "[slurm] reprise: job 42 restarted (restart 1)" in out
+    )
+    assert not any("not a restart" in line for line in out)
+    text = SCONTROL.format(state="COMPLETED", reason="None", code="0:0", work=run)
+    monkeypatch.setattr(slurmctl, "show_job", lambda job: text.replace("Restarts=0", "Restarts=1"))
+    SlurmBackend(_engine, SlurmOptions(nodes=2)).collect("42", run, lambda _: None)
+    runtime = json.loads((run / "runtime" / "runtime.json").read_text())
+    assert runtime["requeues"] == [{"restart": 1, "reason": "JOB REQUEUE"}]
