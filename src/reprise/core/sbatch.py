@@ -247,12 +247,19 @@ def env_names(environment: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(sorted(k for k in environment if k != keys.ENV_RUNTIME_RECORD))
 
 
+SUBMIT_KEEP = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "TERM", "SHELL", "SLURM_CONF"}
+)
+SUBMIT_KEEP_PREFIXES = ("LC_", "APPTAINER_", "SINGULARITY_", "ENROOT_", "PYXIS_")
+
+
 def submit_env(environ: Mapping[str, str], job_env: Mapping[str, str]) -> dict[str, str]:
-    """sbatch's environment: this one without Slurm's job variables (reprise may itself run in
-    an allocation) and the docker client's (each node uses its own engine), plus the run's."""
+    """sbatch's environment (it is exported to the job's nodes, and pyxis passes all of it
+    into the container): what a shell and the container runtime need from this one, never
+    the rest (tokens, keys, an agent's socket), plus the run's own variables. Slurm's job
+    variables (reprise may run in an allocation) and the docker client's (each node uses its
+    own engine) stay out."""
     keep = {
-        k: v
-        for k, v in environ.items()
-        if not k.startswith(("SLURM_", "SBATCH_", "SRUN_", "DOCKER_")) or k == "SLURM_CONF"
+        k: v for k, v in environ.items() if k in SUBMIT_KEEP or k.startswith(SUBMIT_KEEP_PREFIXES)
     }
     return {**keep, **job_env}

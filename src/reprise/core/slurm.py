@@ -232,7 +232,7 @@ def parse_scontrol_job(text: str) -> SlurmJob | None:
     reason = fields.get("Reason")
     return SlurmJob(
         job_id=fields.get("JobId", ""),
-        state=state.split()[0] if state else "UNKNOWN",
+        state=(state.split() or ["UNKNOWN"])[0],
         exit_code=code,
         signal=signal,
         reason=reason,
@@ -301,7 +301,7 @@ def parse_sacct_job(text: str, job_id: str) -> SlurmJob | None:
         state = parts[1].strip()
         return SlurmJob(
             job_id=job_id,
-            state=state.split()[0] if state else "UNKNOWN",
+            state=(state.split() or ["UNKNOWN"])[0],
             exit_code=code,
             signal=signal,
             reason=parts[5] or None,

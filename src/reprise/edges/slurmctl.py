@@ -59,6 +59,8 @@ def _run(
             [exe, *args[1:]],
             capture_output=True,
             text=True,
+            encoding="utf-8",
+            errors="replace",  # a job's name or folder may be any bytes
             timeout=timeout,
             env=dict(env) if env is not None else None,
             check=False,

@@ -25,6 +25,7 @@ from reprise.edges.runfiles import open_regular, read_regular
 _RANK_LOG = re.compile(r"rank-([0-9]{1,6})(?:\.restart-([1-9][0-9]{0,3}))?\.log")
 _CHUNK = 1 << 20
 MAX_PENDING = 1 << 20  # a line longer than this is passed on in pieces
+MAX_DRAIN_PASSES = 4096  # reads of every source once the job has ended
 MAX_RANK_LOGS = 1024
 
 
@@ -45,9 +46,7 @@ class _Source:
                 self.fd = -1
         if self.fd < 0:
             return b""
-        data = b""
-        while chunk := os.read(self.fd, _CHUNK):
-            data += chunk
+        data = os.read(self.fd, _CHUNK)  # at most this much a pass: memory stays bounded
         if not data:
             return b""
         text = self.pending + data
@@ -199,7 +198,12 @@ def merged_output(
             if finished:
                 for restart, rank in rank_logs(run_dir):
                     add(*_rank_source(restart, rank))
-                rest = b"".join(s.read(run_dir) + s.flush() for s in sources.values())
+                for _ in range(MAX_DRAIN_PASSES):  # a piece at a time; a writer that goes on
+                    rest = b"".join(s.read(run_dir) for s in sources.values())  # (a lost node's
+                    if not rest:  # container) cannot hold the run's end forever
+                        break
+                    yield rest
+                rest = b"".join(s.flush() for s in sources.values())
                 if rest:
                     yield rest
                 return

@@ -83,7 +83,7 @@ def test_golden_sbatch_apptainer() -> None:
     options = SlurmOptions(nodes=2, gpus_per_node=8, runtime="apptainer", time="2-00:00:00")
     text = render_sbatch(_job(work=None, workdir="/workspace/code", image_ref=REF), options)
     _bash_parses(text)
-    assert "apptainer exec --nv --containall --cleanenv \\\n" in text
+    assert "apptainer exec --nv --containall --cleanenv --no-privs \\\n" in text
     assert f"docker://{REF}" in text
     check_golden("slurm/apptainer.sbatch", text)
 
@@ -132,3 +132,30 @@ def test_requeue_is_asked_for_unless_turned_off_and_restarts_log_apart() -> None
     assert "#SBATCH --no-requeue\n" in off and "#SBATCH --requeue" not in off
     assert "rank-${RANK:-0}.restart-$SLURM_RESTART_COUNT.log" in off
     assert "SLURM_RESTART_COUNT" in off.split("for v in ", 1)[1].split(";", 1)[0]
+
+
+def test_sbatch_gets_what_a_shell_needs_and_the_runs_variables_never_the_users_secrets() -> None:
+    from reprise.core.sbatch import submit_env
+
+    environ = {
+        "PATH": "/usr/bin",
+        "HOME": "/root",
+        "LC_ALL": "C.UTF-8",
+        "AWS_SECRET_ACCESS_KEY": "s3cr3t",
+        "HF_TOKEN": "hf_x",
+        "SSH_AUTH_SOCK": "/tmp/agent",
+        "SLURM_JOB_ID": "7",
+        "SLURM_CONF": "/etc/slurm/slurm.conf",
+        "DOCKER_HOST": "ssh://elsewhere",
+        "APPTAINER_CACHEDIR": "/scratch/cache",
+    }
+    env = submit_env(environ, {"REPRISE_SEED": "1", "HF_TOKEN": "given to the run"})
+    assert env == {
+        "PATH": "/usr/bin",
+        "HOME": "/root",
+        "LC_ALL": "C.UTF-8",
+        "SLURM_CONF": "/etc/slurm/slurm.conf",
+        "APPTAINER_CACHEDIR": "/scratch/cache",
+        "REPRISE_SEED": "1",
+        "HF_TOKEN": "given to the run",  # a secret the user gave the run, by name
+    }
