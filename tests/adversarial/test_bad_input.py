@@ -139,7 +139,7 @@ def test_ls_skips_a_corrupt_record_among_many(host: Host) -> None:
         ),
         (("show", "../../etc"), "is not a run directory"),
         (("show", ".."), "is not a run directory"),
-        (("show", "2026*"), "'2026*' is not a run id or a prefix of one"),
+        (("show", "2026*"), "'2026*' is not a run id, a prefix of one, a name or latest~N"),
     ],
 )
 def test_names_that_become_tags_files_or_paths(
