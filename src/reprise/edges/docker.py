@@ -48,6 +48,9 @@ class Engine(ImageOps):
         import docker
         import docker.errors
 
+        host = (os.environ if environ is None else environ).get("DOCKER_HOST", "")
+        if host.startswith("ssh://"):  # reprise's own SSH transport, not the SDK's paramiko
+            return cls.connect(host)
         try:
             client = docker.from_env(environment=dict(environ) if environ is not None else None)
             version = str(client.version().get("Version", "unknown"))  # also proves it answers

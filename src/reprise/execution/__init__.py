@@ -82,8 +82,14 @@ def resolve_target(
             return Target(None if setting == "local" else setting, origin="host setting")
     except InvalidNameError as exc:
         raise UsageError(exc.message, hint=exc.hint) from None
-    if env.get("DOCKER_HOST"):
-        return Target(origin="DOCKER_HOST")
+    docker_host = env.get("DOCKER_HOST")
+    if docker_host:  # like --host: a remote engine gets its inputs streamed, not bind-mounted
+        if docker_host.startswith("unix://"):
+            return Target(origin="DOCKER_HOST")
+        try:
+            return Target(names.host(docker_host, "DOCKER_HOST"), origin="DOCKER_HOST")
+        except InvalidNameError as exc:
+            raise UsageError(exc.message, hint=exc.hint) from None
     name = env.get("DOCKER_CONTEXT")
     if name is None:
         from docker.context.config import get_current_context_name
