@@ -31,7 +31,7 @@ from reprise.core.image import (
     wheelhouse_files,
     write_tar,
 )
-from reprise.core.layers import HEAVY_BYTES, HEAVY_NAMES
+from reprise.core.layers import HEAVY_BYTES, HEAVY_NAMES, LAYER_FORMAT
 from reprise.core.names import parse_image_ref
 from reprise.core.progress import Say
 from reprise.core.settings import Settings
@@ -246,7 +246,7 @@ def plan_key(inputs: ImageInputs, template: str) -> str:
         "members": {rel: sha256(data) for rel, data in sorted(inputs.member_pyprojects.items())},
         "sync": inputs.sync.flags(),
         "links": runtime_hash(inputs.links),
-        "layering": f"{HEAVY_BYTES}:{HEAVY_NAMES.pattern}",
+        "layering": f"{HEAVY_BYTES}:{HEAVY_NAMES.pattern}:{LAYER_FORMAT}",
     }
     return sha256(json.dumps(parts, sort_keys=True).encode()).split(":")[1]
 

@@ -85,7 +85,9 @@ def rebuild_image(
     )
     project = dataclasses.replace(project, settings=settings)
     lock = record_file(run_dir, keys.RUN_LOCK)
-    result = build(project, Engine.from_env(), say, lock=lock, force=force)
+    # Forced (build --verify): every step anew, none from the engine's cache, so that
+    # "identical" speaks of an install made now, not of one cached from before.
+    result = build(project, Engine.from_env(), say, lock=lock, force=force, no_cache=force)
     image = run_image(result)
     image.record["source"] = "rebuilt"
     image.record["rebuilt_from"] = record["image"]["id"]

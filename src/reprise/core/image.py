@@ -295,6 +295,8 @@ def plan_image(inputs: ImageInputs, template: str) -> ImagePlan:
     lock = sha256(inputs.lock)
     runtime = runtime_hash(inputs.runtime_files)
     dockerfile_hash = sha256(dockerfile.encode())
+    from reprise.core.layers import LAYER_FORMAT
+
     spec = {
         "base": inputs.base_digest_ref,
         "dependencies": deps,
@@ -303,6 +305,7 @@ def plan_image(inputs: ImageInputs, template: str) -> ImagePlan:
         "runtime": runtime,
         "links": runtime_hash(inputs.links),
         "uv": inputs.uv_version,
+        "layers": LAYER_FORMAT,  # how reprise packs them: a new way is a new image
     }
     spec_hash = sha256(_canonical_json(spec))
     from reprise.core.layers import heavy_packages, heavy_requirements

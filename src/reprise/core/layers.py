@@ -31,7 +31,7 @@ HEAVY_NAMES = re.compile(
     r"|flash-attn|cupy(-.*)?|tensorrt(-.*)?|onnxruntime(-gpu)?"
 )
 HEAVY_BYTES = 4 << 20  # a wheel this large gets a layer of its own
-LAYER_FORMAT = "1"  # bump when the packing of layers changes (cached layers are keyed by it)
+LAYER_FORMAT = "2"  # bump when the packing of layers changes (cached layers are keyed by it)
 ENVIRONMENT = "environment"
 REPRISE = "reprise"
 PYTHON = "python"

@@ -40,7 +40,14 @@ from reprise.core.layers import (
 from reprise.core.progress import Say
 from reprise.core.workspace import normalize
 from reprise.edges.docker import Engine
-from reprise.edges.stagecopy import copy_out, heavy_owners, venv_copies, venv_listing, whole
+from reprise.edges.stagecopy import (
+    copy_out,
+    drop_install_stamps,
+    heavy_owners,
+    venv_copies,
+    venv_listing,
+    whole,
+)
 
 _BLOCK = 512
 _CHUNK = 1 << 20
@@ -311,6 +318,7 @@ def _assemble(
         if plan.managed_python:
             copies.append(whole("/opt/python", scratch))
         copy_out(engine, build_image, copies, ["/etc/passwd", "/etc/group"], scratch)
+        drop_install_stamps(scratch / keys.CONTAINER_VENV.lstrip("/"))
         layers = pack_layers(scratch, plan, out, reuse, owner, say)
         base_ids = list((base_attrs.get("RootFS") or {}).get("Layers") or [])
         config = image_config(

@@ -165,3 +165,27 @@ def venv_copies(
 
         out.append(Copy(f"{venv}/{rel}", root / parent, "", keep))
     return out
+
+
+UV_STAMP = "uv_cache.json"
+
+
+def drop_install_stamps(venv: Path) -> list[str]:
+    """Remove the one file an install writes differently each time: uv's
+    ``<dist>.dist-info/uv_cache.json`` (when it installed a wheel from a folder), with its
+    line in RECORD, so that the same lock packs to the same bytes. The dist-info folders
+    named, in order."""
+    dropped = []
+    for stamp in sorted(venv.glob(f"lib/python*/site-packages/*.dist-info/{UV_STAMP}")):
+        if stamp.is_symlink() or not stamp.is_file():
+            continue
+        stamp.unlink()
+        dropped.append(stamp.parent.name)
+        record = stamp.parent / "RECORD"
+        if record.is_symlink() or not record.is_file():
+            continue
+        line = f"{stamp.parent.name}/{UV_STAMP},"
+        lines = record.read_bytes().decode("utf-8", "surrogateescape").splitlines(keepends=True)
+        kept = "".join(x for x in lines if not x.startswith(line))
+        record.write_bytes(kept.encode("utf-8", "surrogateescape"))
+    return dropped

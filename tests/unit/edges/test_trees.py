@@ -93,3 +93,25 @@ def test_copy_job_file_copies_a_regular_file_under_a_new_name_and_refuses_a_link
     assert (dst / "last.pt").read_bytes() == b"state at 20"
     assert not copy_job_file(src, "planted.pt", dst, "other.pt", uid=None)
     assert not (dst / "other.pt").exists()
+
+
+def test_uvs_install_stamp_is_dropped_with_its_record_line(tmp_path: Path) -> None:
+    from reprise.edges.stagecopy import drop_install_stamps
+
+    dist = tmp_path / "lib/python3.11/site-packages/torch-2.13.0+cpu.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "uv_cache.json").write_text('{"timestamp":{"secs_since_epoch":1796043158}}')
+    (dist / "RECORD").write_text(
+        "torch/__init__.py,sha256=abc,10\n"
+        "torch-2.13.0+cpu.dist-info/uv_cache.json,sha256=def,47\n"
+        "torch-2.13.0+cpu.dist-info/RECORD,,\n"
+    )
+    other = tmp_path / "lib/python3.11/site-packages/six-1.17.0.dist-info"
+    other.mkdir()
+    (other / "RECORD").write_text("six.py,sha256=x,1\n")
+    assert drop_install_stamps(tmp_path) == ["torch-2.13.0+cpu.dist-info"]
+    assert not (dist / "uv_cache.json").exists()
+    assert (dist / "RECORD").read_text() == (
+        "torch/__init__.py,sha256=abc,10\ntorch-2.13.0+cpu.dist-info/RECORD,,\n"
+    )
+    assert (other / "RECORD").read_text() == "six.py,sha256=x,1\n"
