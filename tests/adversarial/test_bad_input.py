@@ -158,9 +158,13 @@ def test_ctrl_c_at_any_moment_of_run_never_leaves_a_running_or_succeeded_record(
     example: Path, image: builder.BuildResult, host: Host
 ) -> None:
     """SIGINT at several moments of start-up: either nothing exists yet, or the run ends
-    `interrupted` with its container gone; never a container running on behind the record."""
+    `interrupted` with its container gone; never a container running on behind the record.
+
+    Early moments land while reprise is still importing: the exit is then 130, or
+    death by SIGINT (CPython ends so when the interrupt met some of its imports; a
+    shell reports both as 130), and never a traceback."""
     hits = 0
-    for delay in (0.3, 0.7, 1.1, 1.5, 2.0, 2.6):
+    for delay in (0.3, 0.7, 1.1, 1.5, 2.0, 2.6):  # after CPython's own start-up
         before = (
             {p.name for p in (host.runs / "spiral").glob("2*")}
             if (host.runs / "spiral").is_dir()
@@ -176,7 +180,8 @@ def test_ctrl_c_at_any_moment_of_run_never_leaves_a_running_or_succeeded_record(
         time.sleep(delay)
         cli.send_signal(signal.SIGINT)
         _, err = cli.communicate(timeout=60)
-        assert cli.returncode == 130 and "Traceback" not in err, (delay, err)
+        assert cli.returncode in (130, -signal.SIGINT), (delay, cli.returncode, err)
+        assert "Traceback" not in err and "KeyboardInterrupt" not in err, (delay, err)
         fresh = (
             [p for p in (host.runs / "spiral").glob("2*") if p.name not in before]
             if (host.runs / "spiral").is_dir()

@@ -104,3 +104,20 @@ def test_no_pyproject(tmp_path: Path) -> None:
 def test_bad_gpus_flag(project: Path) -> None:
     code, _, err = _invoke(project, "run", "--gpus", "lots")
     assert code == 2 and "--gpus must be 'all' or a positive count" in err
+
+
+def test_ctrl_c_while_reprise_is_still_importing_is_one_line_and_exit_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The entry point catches an interrupt that lands before the CLI's own handler exists."""
+    import reprise.__main__ as entry
+    import reprise.cli
+
+    def interrupted_import(argv: object = None) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reprise.cli, "main", interrupted_import)
+    with pytest.raises(SystemExit) as exit_:
+        entry.main()
+    assert exit_.value.code == 130
+    assert capsys.readouterr().err == "reprise: interrupted\n"
