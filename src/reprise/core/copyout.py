@@ -1,6 +1,6 @@
-"""What to copy out of the build stage when some packages' layers are reused: the fewest
-subtrees that hold everything else, so that a rebuild does not stream a reused package's
-hundreds of megabytes only to drop them. Pure: a listing in, a plan out."""
+"""What to copy out of the build stage when some packages' layers are reused: every entry but
+the reused packages' files, named one by one, so that a rebuild does not stream a reused
+package's hundreds of megabytes only to drop them. Pure: a listing in, a list out."""
 
 from __future__ import annotations
 
@@ -9,9 +9,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 MAX_LISTING = 1_000_000  # entries of a build stage's environment
-
-
-SLACK = 1 << 20  # skipped bytes a subtree may hold and still be streamed whole, filtered
 
 
 @dataclass(frozen=True)
@@ -45,39 +42,15 @@ def parse_listing(text: str) -> list[Entry]:
     return out
 
 
-def plan_copy(
-    entries: Iterable[Entry], skipped: Callable[[str], bool], slack: int = SLACK
-) -> list[str]:
-    """The paths to stream (each with everything under it, the caller filtering out the
-    skipped files) so that every entry is copied but the non-folders for which ``skipped``
-    is true, without streaming more than ``slack`` skipped bytes in any one subtree.
-    ``[""]``: the whole root. The caller makes every folder itself."""
-    entries = list(entries)
-    gone_paths = {e.path for e in entries if e.kind != "d" and skipped(e.path)}
-    held: dict[str, int] = {}  # skipped bytes under each folder
-    kept: set[str] = set()  # folders holding something that is not skipped
-    for entry in entries:
-        if entry.kind == "d":
-            continue
-        gone = entry.path in gone_paths
-        parent = posixpath.dirname(entry.path)
-        while True:
-            if gone:
-                held[parent] = held.get(parent, 0) + entry.size
-            elif parent in kept:
-                break
-            else:
-                kept.add(parent)
-            if not parent:
-                break
-            parent = posixpath.dirname(parent)
-    mixed = {folder for folder, size in held.items() if size > slack}
-    if "" not in mixed:
-        return [""]
-    return sorted(
-        e.path
-        for e in entries
-        if posixpath.dirname(e.path) in mixed
-        and e.path not in mixed
-        and (e.path in kept if e.kind == "d" else e.path not in gone_paths)
+def entries_to_copy(entries: Iterable[Entry], skipped: Callable[[str], bool]) -> list[str]:
+    """The entries to copy but folders (the listing names them all; the packing makes
+    them) and those for which ``skipped`` is true, in the listing's order."""
+    return [e.path for e in entries if e.kind != "d" and not skipped(e.path)]
+
+
+def names_list(paths: Iterable[str], prefix: str) -> bytes:
+    """``paths`` under ``prefix`` as tar's ``--null -T`` reads them: NUL-terminated."""
+    return b"".join(
+        (posixpath.join(prefix, p) if p else prefix).encode("utf-8", "surrogateescape") + b"\0"
+        for p in paths
     )

@@ -16,7 +16,7 @@ import os
 import posixpath
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -34,18 +34,23 @@ from reprise.core.layers import (
     image_config,
     image_id,
     layer_of,
+    package_of,
     passwd_lines,
     tar_header,
 )
 from reprise.core.progress import Say
 from reprise.core.workspace import normalize
 from reprise.edges.docker import Engine
+from reprise.edges.runfiles import read_regular
 from reprise.edges.stagecopy import (
+    RECORD_LIMIT,
+    copied_bytes,
     copy_out,
     drop_install_stamps,
     heavy_owners,
-    venv_copies,
+    scratch_parent,
     venv_listing,
+    venv_names,
     whole,
 )
 
@@ -124,24 +129,45 @@ class Assembly:
 
 
 def _records(venv: Path) -> dict[str, str]:
+    """Each .dist-info folder's RECORD (relative path -> text); one reached through a link
+    or not a regular file (the build stage made these files) is not read."""
     out = {}
     for record in sorted(venv.glob("lib/python*/site-packages/*.dist-info/RECORD")):
-        rel = record.parent.relative_to(venv).as_posix()
-        out[rel] = record.read_text(encoding="utf-8", errors="replace")
+        rel = record.relative_to(venv).as_posix()
+        with contextlib.suppress(OSError):
+            found = read_regular(venv, rel, RECORD_LIMIT)
+            if found is not None and not found[1]:
+                out[posixpath.dirname(rel)] = found[0].decode("utf-8", "replace")
     return out
 
 
-def _walk(root: Path) -> Iterator[tuple[str, Path]]:
-    """Every entry under ``root`` (relative path, path), folders before what they hold,
-    in sorted order."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        here = Path(dirpath)
-        rel = here.relative_to(root).as_posix()
-        if rel != ".":
-            yield rel, here
-        for name in sorted(filenames + [d for d in dirnames if (here / d).is_symlink()]):
-            yield (name if rel == "." else f"{rel}/{name}"), here / name
+def _walk(root: Path, folders: Collection[str] = ()) -> Iterator[tuple[str, Path, bool]]:
+    """Every entry under ``root`` and every one of ``folders`` (relative paths of folders
+    that may not have been made here: those that hold only a reused layer's files), as
+    (relative path, path, is a folder): a folder, then what it holds but folders, then its
+    folders, each in sorted order. A link to a folder is not a folder."""
+    children: dict[str, set[str]] = {}
+    for folder in folders:
+        children.setdefault(posixpath.dirname(folder), set()).add(posixpath.basename(folder))
+
+    def visit(rel: str) -> Iterator[tuple[str, Path, bool]]:
+        here = root / rel if rel else root
+        subs, names = set(children.get(rel, ())), set()
+        if not here.is_symlink():  # never scanned through a link (os.scandir follows one)
+            with contextlib.suppress(FileNotFoundError), os.scandir(here) as found:
+                for entry in found:
+                    if entry.is_dir(follow_symlinks=False):
+                        subs.add(entry.name)
+                    else:
+                        names.add(entry.name)
+        if rel:
+            yield rel, here, True
+        for name in sorted(names):
+            yield posixpath.join(rel, name), here / name, False
+        for name in sorted(subs - names):  # what is here decides: a link is no folder
+            yield from visit(posixpath.join(rel, name))
+
+    yield from visit("")
 
 
 def _packages(writer: _LayerWriter, root: Path) -> None:
@@ -159,10 +185,12 @@ def pack_layers(
     reuse: Mapping[str, Layer],
     owner: Mapping[str, str],
     say: Say,
+    folders: Collection[str] = (),
 ) -> list[Layer]:
     """The layers in image order; those in ``reuse`` (by name) are taken as they are (the
     engine has them, and their files were not copied out), the others written into ``out``
-    as ``<n>.tar``. ``owner`` maps a venv file to its package (by the RECORDs)."""
+    as ``<n>.tar``. ``owner`` maps a venv file to its package (by the RECORDs);
+    ``folders`` are the venv's folders, made or not in ``scratch``."""
     venv_rel = keys.CONTAINER_VENV.lstrip("/")
     names = (
         ([PYTHON] if plan.managed_python else []) + list(plan.heavy_order) + [ENVIRONMENT, REPRISE]
@@ -182,6 +210,7 @@ def pack_layers(
         venv_rel,
         lambda rel: layer_of(rel, owner, plan.heavy),
         writers,
+        folders,
     )
     reprise = writers[REPRISE]
     for name, data in sorted({**plan.runtime, **plan.scripts}.items()):
@@ -215,14 +244,16 @@ def _add_tree(
     top: str,
     layer: Callable[[str], str],
     writers: Mapping[str, _LayerWriter],
+    folders: Collection[str] = (),
 ) -> None:
-    """Everything under ``root`` as ``top/...``: each file into ``layer(its path)``'s
-    writer (when it is written at all), every folder into ``default``."""
+    """Everything under ``root`` (and ``folders``, see ``_walk``) as ``top/...``: each file
+    into ``layer(its path)``'s writer (when it is written at all), every folder into
+    ``default``."""
     default.folder(top)
-    for rel, path in _walk(root):
+    for rel, path, is_folder in _walk(root, folders):
         name = f"{top}/{rel}"
         writer = writers.get(layer(rel))
-        if path.is_dir() and not path.is_symlink():
+        if is_folder:
             default.folder(name)
         elif writer is None:
             continue  # a reused layer's file (not copied out, normally)
@@ -307,19 +338,34 @@ def _assemble(
     base_attrs = engine.image_attrs(base)
     if base_attrs is None:
         raise EngineError(f"the base image {base} is not in the engine")
-    with tempfile.TemporaryDirectory(prefix="reprise-layers-") as tmp:
+    say("packing the environment into layers")
+    listing = venv_listing(engine, build_image) if plan.heavy else []
+    owner = heavy_owners(engine, build_image, plan.heavy, listing)
+    skip = {n.removeprefix("package ") for n in reuse}
+    size = copied_bytes(listing, owner, skip) if listing else None
+    with tempfile.TemporaryDirectory(prefix="reprise-layers-", dir=scratch_parent(size)) as tmp:
         scratch, out = Path(tmp) / "fs", Path(tmp) / "layers"
         out.mkdir()
-        say("packing the environment into layers")
-        listing = venv_listing(engine, build_image) if plan.heavy else []
-        owner = heavy_owners(engine, build_image, plan.heavy, listing, scratch / "records")
-        skip = {n.removeprefix("package ") for n in reuse}
-        copies = venv_copies(listing, owner, skip, scratch)
+        venv_rel = keys.CONTAINER_VENV.lstrip("/")
+        listed = venv_names(listing, owner, skip) if skip else b""
+        copies = [] if listed else [whole(keys.CONTAINER_VENV, scratch)]
         if plan.managed_python:
             copies.append(whole("/opt/python", scratch))
-        copy_out(engine, build_image, copies, ["/etc/passwd", "/etc/group"], scratch)
+        copy_out(
+            engine,
+            build_image,
+            copies,
+            ["/etc/passwd", "/etc/group"],
+            scratch,
+            listed=listed,
+            keep_listed=lambda rel: (
+                rel.startswith(f"{venv_rel}/")
+                and package_of(rel.removeprefix(f"{venv_rel}/"), owner) not in skip
+            ),
+        )
         drop_install_stamps(scratch / keys.CONTAINER_VENV.lstrip("/"))
-        layers = pack_layers(scratch, plan, out, reuse, owner, say)
+        folders = [entry.path for entry in listing if entry.kind == "d"]
+        layers = pack_layers(scratch, plan, out, reuse, owner, say, folders)
         base_ids = list((base_attrs.get("RootFS") or {}).get("Layers") or [])
         config = image_config(
             base_attrs,

@@ -6,6 +6,7 @@ made as what they are (never followed), devices and hard links are skipped and n
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tarfile
 from collections.abc import Callable, Iterator
@@ -29,20 +30,43 @@ class Unpacked:
     skipped: list[str] = field(default_factory=list)
 
 
-def _open_parent(root_fd: int, parts: list[str]) -> int:
-    """A descriptor of the folder ``parts`` below ``root_fd``, made as needed, no link followed."""
-    fd = os.dup(root_fd)
-    try:
-        for part in parts:
+class _Folders:
+    """Descriptors of the folders made or opened below the destination, kept by path, so that
+    a member costs one open of its folder, not one per level (38,000 opens for 4,000 files
+    of a venv). Each was opened without following a link, relative to its parent's; nothing
+    here removes or replaces an entry, so a kept descriptor stays the folder of its path."""
+
+    LIMIT = 64  # descriptors held at once
+
+    def __init__(self, root: Path) -> None:
+        self.fds: dict[tuple[str, ...], int] = {(): os.open(root, _DIR_FLAGS)}
+
+    def get(self, parts: tuple[str, ...]) -> int:
+        found = self.fds.get(parts)
+        if found is not None:
+            return found
+        parent = self.get(parts[:-1])
+        try:
+            fd = os.open(parts[-1], _DIR_FLAGS, dir_fd=parent)
+        except FileNotFoundError:
             with contextlib.suppress(FileExistsError):
-                os.mkdir(part, 0o755, dir_fd=fd)
-            child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            os.close(fd)
-            fd = child
+                os.mkdir(parts[-1], 0o755, dir_fd=parent)
+            fd = os.open(parts[-1], _DIR_FLAGS, dir_fd=parent)
+        if len(self.fds) >= self.LIMIT:
+            self._forget(keep=parts[:-1])
+        self.fds[parts] = fd
         return fd
-    except BaseException:
-        os.close(fd)
-        raise
+
+    def _forget(self, keep: tuple[str, ...]) -> None:
+        """Close every descriptor but the root's and those of ``keep`` and its parents."""
+        wanted = {keep[:i] for i in range(len(keep) + 1)}
+        for parts in [p for p in self.fds if p not in wanted]:
+            os.close(self.fds.pop(parts))
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.fds.clear()
 
 
 def _write(
@@ -79,12 +103,13 @@ def unpack(
     "", any relative names, its top entry included) into ``dest``;
     members for which ``keep(path below strip, info)`` is false are left out. Raises
     RecordError for a member that names a path outside ``dest``."""
-    from reprise.edges.streams import ChunkReader
+    from reprise.edges.streams import ChunkReader, Prefetch
 
     out = Unpacked()
     dest.mkdir(parents=True, exist_ok=True)
-    root_fd = os.open(dest, _DIR_FLAGS)
-    reader: IO[bytes] = ChunkReader(stream)  # type: ignore[assignment]
+    folders = _Folders(dest)
+    # Read ahead in a thread: the engine streams on while the files are written here.
+    reader = io.BufferedReader(Prefetch(ChunkReader(stream), depth=64), _CHUNK)  # type: ignore[arg-type]
     try:
         with tarfile.open(fileobj=reader, mode="r|", tarinfo=BoundedTarInfo) as tar:
             for count, info in enumerate(tar):
@@ -93,9 +118,9 @@ def unpack(
                 rel = _relative(info.name, strip)
                 if rel is None or not keep(rel, info):
                     continue
-                _member(tar, info, rel, root_fd, out, progress)
+                _member(tar, info, rel, folders, out, progress)
     finally:
-        os.close(root_fd)
+        folders.close()
     return out
 
 
@@ -119,31 +144,26 @@ def _member(
     tar: tarfile.TarFile,
     info: tarfile.TarInfo,
     rel: str,
-    root_fd: int,
+    folders: _Folders,
     out: Unpacked,
     progress: Callable[[int], None],
 ) -> None:
     parts = rel.split("/")
-    parent = _open_parent(root_fd, parts[:-1])
-    try:
-        name = parts[-1]
-        if info.isdir():
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(name, 0o755, dir_fd=parent)
-        elif info.isfile():
-            source = tar.extractfile(info)
-            assert source is not None
-            out.bytes += _write(
-                source, name, parent, 0o755 if info.mode & 0o100 else 0o644, progress
-            )
-            out.files += 1
-        elif info.issym():
-            os.symlink(info.linkname, name, dir_fd=parent)  # its text only: never followed
-            out.files += 1
-        elif info.isfifo():
-            os.mkfifo(name, 0o644, dir_fd=parent)
-            out.files += 1
-        else:
-            out.skipped.append(f"{rel} ({'hard link' if info.islnk() else 'device'})")
-    finally:
-        os.close(parent)
+    parent = folders.get(tuple(parts[:-1]))
+    name = parts[-1]
+    if info.isdir():
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, 0o755, dir_fd=parent)
+    elif info.isfile():
+        source = tar.extractfile(info)
+        assert source is not None
+        out.bytes += _write(source, name, parent, 0o755 if info.mode & 0o100 else 0o644, progress)
+        out.files += 1
+    elif info.issym():
+        os.symlink(info.linkname, name, dir_fd=parent)  # its text only: never followed
+        out.files += 1
+    elif info.isfifo():
+        os.mkfifo(name, 0o644, dir_fd=parent)
+        out.files += 1
+    else:
+        out.skipped.append(f"{rel} ({'hard link' if info.islnk() else 'device'})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reprise.core.copyout import Entry, parse_listing, plan_copy
+from reprise.core.copyout import Entry, entries_to_copy, names_list, parse_listing
 
 SITE = "lib/python3.11/site-packages"
 
@@ -44,32 +44,26 @@ TORCH = {
 }
 
 
-def test_only_subtrees_without_much_that_is_skipped_are_streamed() -> None:
-    paths = plan_copy(_listing(), lambda rel: rel in TORCH)
-    assert paths == [
-        "bin",  # 200 skipped bytes: streamed whole, filtered by the caller
-        f"{SITE}/six-1.17.0.dist-info",
-        f"{SITE}/six.py",
-        f"{SITE}/torch/stray.txt",  # a file no RECORD names stays with the environment
-        "lib64",
-        "pyvenv.cfg",
-    ]
-
-
-def test_without_slack_no_skipped_file_is_streamed() -> None:
-    paths = plan_copy(_listing(), lambda rel: rel in TORCH, slack=0)
-    assert paths == [
+def test_every_file_but_the_skipped_is_named_and_no_folder() -> None:
+    """In the listing's order (find's: a folder before what it holds)."""
+    assert entries_to_copy(_listing(), lambda rel: rel in TORCH) == [
         "bin/python",
-        f"{SITE}/six-1.17.0.dist-info",
+        "lib64",  # a link is copied as a link
+        f"{SITE}/torch/stray.txt",  # a file no RECORD names stays with the environment
+        f"{SITE}/six-1.17.0.dist-info/RECORD",
         f"{SITE}/six.py",
-        f"{SITE}/torch/stray.txt",
-        "lib64",
         "pyvenv.cfg",
     ]
 
 
-def test_nothing_skipped_is_the_whole_root_and_a_bad_listing_is_refused() -> None:
-    assert plan_copy(_listing(), lambda _: False) == [""]
+def test_names_are_nul_terminated_below_the_prefix_whatever_they_hold() -> None:
+    assert names_list(["a b", "new\nline", ""], "opt/venv") == (
+        b"opt/venv/a b\0opt/venv/new\nline\0opt/venv\0"
+    )
+    assert names_list(["caf\udcc3"], "v") == b"v/caf\xc3\0"  # undecodable bytes kept
+
+
+def test_a_bad_listing_is_refused() -> None:
     bad = ("f 1 /etc/passwd", "f 1 a/../b", "nosep", "xy 1 a", "f 1 a//b", "f -1 a", "f a")
     for record in bad:
         with pytest.raises(ValueError):
