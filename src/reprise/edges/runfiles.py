@@ -134,6 +134,46 @@ def remove_planted(root: Path, rel: str) -> str | None:
         return what
 
 
+def replace_file(root: Path, rel: str, data: bytes) -> None:
+    """Write ``root/rel`` whole and at once (a temporary file beside it, then a rename that
+    replaces whatever was there, a link included, never following it), each folder on the
+    way opened without following a link: for reprise's files in folders the job can write."""
+    parent, name = _split(rel)
+    with open_dir(root, parent) as dir_fd:
+        tmp = f".{name}.{os.getpid()}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _FILE_FLAGS, 0o644, dir_fd=dir_fd)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            with contextlib.suppress(
+                FileNotFoundError
+            ):  # a folder there: a rename cannot replace it
+                if stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                    from reprise.edges.trees import remove_tree_at
+
+                    remove_tree_at(dir_fd, name)
+            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise
+
+
+def remove_entry(root: Path, rel: str) -> None:
+    """Remove whatever is at ``root/rel`` (a file, a link, a folder and all it holds), each
+    folder on the way opened without following a link; nothing there is fine."""
+    parent, name = _split(rel)
+    with contextlib.suppress(FileNotFoundError), open_dir(root, parent) as dir_fd:
+        try:
+            os.unlink(name, dir_fd=dir_fd)
+        except IsADirectoryError:
+            from reprise.edges.trees import remove_tree_at
+
+            remove_tree_at(dir_fd, name)
+
+
 def open_append(root: Path, rel: str) -> tuple[int, str | None]:
     """A descriptor to append to (and read) ``root/rel`` (created 0644 if missing). Anything planted
     there first is removed (and named in the second value)."""

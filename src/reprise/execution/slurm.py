@@ -50,7 +50,7 @@ from reprise.core.slurm import (
 from reprise.edges import slurmctl
 from reprise.edges.container_config import Mount, OverlayMount
 from reprise.edges.docker import Engine
-from reprise.edges.runfiles import read_regular
+from reprise.edges.runfiles import read_regular, remove_entry, replace_file
 from reprise.edges.runstore import atomic_write
 from reprise.execution.backend import Backend, JobExit, JobSpec, JobState
 from reprise.execution.local import LocalBackend, job_mounts, working_dir
@@ -360,27 +360,29 @@ class SlurmBackend(Backend):
         """Nothing to bring back (the nodes wrote the run directory): rank 0's runtime record
         becomes the run's, as a local run's is, with what each node said it is ("nodes") and,
         when Slurm requeued the job, each restart and its reason ("requeues"; the job id is
-        the same throughout, and the record is of its last attempt)."""
+        the same throughout, and the record is of its last attempt). Under Slurm no rank
+        writes runtime.json: one found there is the job's own, never the run's (it could say
+        any nodes and restarts), and is removed, so that without rank 0's record finishing
+        says the runtime record is missing."""
         record = f"{keys.RUN_RUNTIME_DIR}/runtime.json"
         with contextlib.suppress(OSError):
-            if read_regular(run_dir, record, 1) is not None:
-                return
             found = read_regular(run_dir, f"{keys.RUN_RUNTIME_DIR}/rank-0.json", RANK_LIMIT)
             if found is None or found[1]:
+                remove_entry(run_dir, record)
                 return
             try:
                 runtime = load_json(found[0], limit=RANK_LIMIT, what="runtime/rank-0.json")
             except ValueError:
                 runtime = None
             if not isinstance(runtime, dict):  # passed on as it is: finishing says what is wrong
-                atomic_write(run_dir / record, found[0], durable=False)
+                replace_file(run_dir, record, found[0])
                 return
             runtime["nodes"] = node_hosts(run_dir, self.options.nodes)
             with contextlib.suppress(EngineError):  # the controller gone: no restarts known
                 found_job = self._job(job)
                 if found_job is not None and found_job.restarts:
                     runtime["requeues"] = job_requeues(run_dir, found_job.restarts)
-            atomic_write(run_dir / record, json.dumps(runtime, indent=2), durable=False)
+            replace_file(run_dir, record, json.dumps(runtime, indent=2).encode())
 
     def remove(self, job: str) -> None:
         """Nothing: each node removes its container when its part ends."""

@@ -227,3 +227,32 @@ def test_a_requeued_jobs_restarts_are_recorded_and_their_logs_kept_apart(
     SlurmBackend(_engine, SlurmOptions(nodes=2)).collect("42", run, lambda _: None)
     runtime = json.loads((run / "runtime" / "runtime.json").read_text())
     assert runtime["requeues"] == [{"restart": 1, "reason": "JOB REQUEUE"}]
+
+
+def test_a_runtime_record_the_job_wrote_is_never_the_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No rank writes runtime.json under Slurm: one there is the job's, saying any nodes and
+    restarts it likes. Rank 0's record replaces it (a link is replaced, not followed); without
+    rank 0's record it is removed, so that finishing says the record is missing."""
+    from reprise.edges import slurmctl
+
+    monkeypatch.setattr(slurmctl, "show_job", lambda job: None)
+    monkeypatch.setattr(slurmctl, "sacct_job", lambda job: None)
+    host = tmp_path / "host.json"
+    host.write_text('{"host": "file"}')
+    run = _run_dir(tmp_path)
+    (run / "runtime").mkdir()
+    (run / "runtime" / "rank-0.json").write_text('{"seed": "7"}')
+    (run / "runtime" / "runtime.json").symlink_to(host)
+    SlurmBackend(_engine, SlurmOptions(nodes=1)).collect("42", run, lambda _: None)
+    runtime = json.loads((run / "runtime" / "runtime.json").read_text())
+    assert runtime["seed"] == "7" and "nodes" in runtime
+    assert not (run / "runtime" / "runtime.json").is_symlink()
+    assert host.read_text() == '{"host": "file"}'
+
+    (run / "runtime" / "rank-0.json").unlink()
+    (run / "runtime" / "runtime.json").write_text('{"nodes": ["made up"], "requeues": []}')
+    SlurmBackend(_engine, SlurmOptions(nodes=1)).collect("42", run, lambda _: None)
+    assert not (run / "runtime" / "runtime.json").exists()
+    assert sorted(p.name for p in (run / "runtime").iterdir()) == []
