@@ -152,6 +152,39 @@ def test_metrics_written_into_outputs_reach_show_and_the_card(
     assert "No metrics were logged" not in card and "val_loss" in card
 
 
+def test_metrics_a_job_logged_only_to_tensorboard_reach_show_and_the_card(
+    example: Path, engine: Engine, image: builder.BuildResult, tmp_path: Path
+) -> None:
+    """The event file is made here by TensorBoard's own writer (the image has no
+    TensorBoard); the job writes its bytes where a SummaryWriter would."""
+    import base64
+
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    writer = EventFileWriter(str(tmp_path))
+    for step in range(3):
+        value = summary_pb2.Summary.Value(tag="val_loss", simple_value=1.0 / (step + 1))
+        writer.add_event(event_pb2.Event(step=step, summary=summary_pb2.Summary(value=[value])))
+    writer.close()
+    (events,) = tmp_path.glob("events.out.tfevents.*")
+    job = (
+        "import base64, os\n"
+        "folder = os.path.join(os.environ['REPRISE_OUTPUTS'], 'tb')\n"
+        "os.makedirs(folder)\n"
+        f"open(os.path.join(folder, {events.name!r}), 'wb').write("
+        f"base64.b64decode({base64.b64encode(events.read_bytes()).decode()!r}))\n"
+    )
+    ran = reprise(example, "run", "--json", "--", "python", "-c", job)
+    assert ran.returncode == 0, ran.stderr
+    run_id = json.loads(ran.stdout)["run_id"]
+    shown = reprise(example, "show", run_id).stdout
+    assert "metric     val_loss: final 0.333333, best 0.333333 (min)" in shown
+    card = (example / "runs" / "spiral" / run_id / "model_card.md").read_text()
+    assert "Metrics the run logged (TensorBoard event files in `outputs/tb`):" in card
+    assert "| val_loss | 0.333333 | 0.333333 (min) | 2 |" in card
+
+
 def _many_runs_walkthrough() -> list[str]:
     text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = text.split("### Many runs", 1)[1].split("```sh", 1)[1].split("```", 1)[0]

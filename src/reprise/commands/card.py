@@ -11,30 +11,18 @@ from reprise.core.cardsettings import CardSettings
 from reprise.core.errors import CardTemplateError, RepriseError
 from reprise.core.metrics import parse_records, series, step_name
 from reprise.core.templating import error_line, template_text
-from reprise.edges.runfiles import read_regular, read_text_or_none
+from reprise.edges.runfiles import read_text_or_none
 from reprise.edges.runstore import atomic_write, read_record
 
-METRICS_LIMIT = 64 << 20
 CONFIG_LIMIT = 16 << 20
 TEMPLATE_LIMIT = 1 << 20
 
 
 def metrics_text(run_dir: Path) -> str:
-    """The job's metrics (logs/metrics.jsonl, else a metrics.jsonl anywhere in what it
-    wrote): its complete lines within the first METRICS_LIMIT bytes; empty when absent or not
-    a regular file (the job may have planted anything there)."""
-    from reprise.commands.metricsfile import metrics_file
+    """The job's metrics as JSON lines (see ``metricsfile.run_metrics``); empty when none."""
+    from reprise.commands.metricsfile import run_metrics
 
-    try:
-        found = read_regular(run_dir, metrics_file(run_dir), METRICS_LIMIT)
-    except OSError:
-        return ""
-    if found is None:
-        return ""
-    data, truncated = found
-    if truncated:
-        data = data[: data.rfind(b"\n") + 1]
-    return data.decode("utf-8", "replace")
+    return run_metrics(run_dir).text
 
 
 def load_template(path: Path | None) -> str:
@@ -134,17 +122,21 @@ def write_card(
     path = template_path or (card.template if card else None)
     template = load_template(path)
     out = output or run_dir / keys.RUN_CARD
-    metrics = metrics_text(run_dir)
+    from reprise.commands.metricsfile import run_metrics
+
+    metrics = run_metrics(run_dir)
     config = read_text_or_none(run_dir, keys.RUN_CONFIG, CONFIG_LIMIT) or ""
     text = render_checked(
         path,
         template,
         record,
-        metrics_text=metrics,
+        metrics_text=metrics.text,
         config_text=config,
-        plot=_plot(out.parent, metrics),
+        plot=_plot(out.parent, metrics.text),
         card=card,
         outputs=_outputs(run_dir),
+        metrics_source=metrics.source,
+        metrics_note=metrics.note,
     )
     atomic_write(out, text, durable=False)
     return out

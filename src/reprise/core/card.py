@@ -125,6 +125,8 @@ def card_context(
     plot: dict[str, Any] | None,
     card: CardSettings | None = None,
     outputs: Sequence[str] = (),
+    metrics_source: str | None = None,
+    metrics_note: str | None = None,
 ) -> dict[str, Any]:
     card = card or CardSettings()
     records = parse_records(metrics_text)
@@ -165,6 +167,8 @@ def card_context(
             {"name": name, **info} for name, info in sorted((record.get("data") or {}).items())
         ],
         "metrics": summaries,
+        "metrics_source": metrics_source,  # the paths in these are plain already
+        "metrics_note": metrics_note,
         "plot": plot,
         "image": {
             **dict.fromkeys(("base_digest", "base_image", "lock_hash", "tag", "repo_digest")),
@@ -201,6 +205,8 @@ def render_card(
     plot: dict[str, Any] | None,
     card: CardSettings | None = None,
     outputs: Sequence[str] = (),
+    metrics_source: str | None = None,
+    metrics_note: str | None = None,
 ) -> str:
     context = card_context(
         record,
@@ -209,5 +215,7 @@ def render_card(
         plot=plot,
         card=card,
         outputs=outputs,
+        metrics_source=metrics_source,
+        metrics_note=metrics_note,
     )
     return render(template, context)

@@ -155,3 +155,13 @@ def pick_metrics_file(paths: Sequence[str], preferred: str) -> str | None:
         return preferred
     found = [p for p in paths if p.rsplit("/", 1)[-1] == METRICS_FILE]
     return min(found, key=lambda p: (p.count("/"), p)) if found else None
+
+
+MAX_EVENT_FILES = 64
+
+
+def pick_event_files(paths: Sequence[str]) -> list[str]:
+    """A run's TensorBoard event files (``events.out.tfevents.*``), by path, at most
+    MAX_EVENT_FILES."""
+    found = [p for p in paths if p.rsplit("/", 1)[-1].startswith("events.out.tfevents.")]
+    return sorted(found)[:MAX_EVENT_FILES]
