@@ -37,7 +37,6 @@ from reprise.core.progress import Say
 from reprise.core.settings import Settings
 from reprise.core.templating import template_text
 from reprise.core.workspace import Member, link_files, linked, parse_lock
-from reprise.edges.assembly import Assembly, assemble
 from reprise.edges.docker import Engine
 from reprise.edges.project import Project, cache_dir, read_lock, uv_binary, uv_version
 from reprise.edges.runstore import atomic_write, file_lock
@@ -302,6 +301,8 @@ def _build(
     """Build the build stage, then assemble the image; with ``reuse``, a heavy package's
     layer packed before under the same key is taken from the engine (``--force`` and
     ``--verify`` pack everything again, so that what they prove is proven)."""
+    from reprise.edges.assembly import Assembly, assemble  # only a build packs layers
+
     say(f"building {plan.tag}")
     settings = project.settings
     files = context_files(

@@ -67,7 +67,8 @@ def describe_run(
     if record.get("reproduces"):
         lines.append(f"reproduces {record['reproduces']}")
     for m in summarize(parse_records(metrics_text(run_dir)), directions):
-        lines.append(f"metric     {m.name}: final {m.final:.6g}, best {m.best:.6g} ({m.goal})")
+        name = printable(m.name)  # the job chose it: no terminal escapes reach the screen
+        lines.append(f"metric     {name}: final {m.final:.6g}, best {m.best:.6g} ({m.goal})")
     for r in record.get("reproductions") or []:
         lines.append(f"verdict    {reproduction_line(r)}")
     if (run_dir / keys.RUN_CARD).is_file():

@@ -10,6 +10,7 @@ docker-archive holding the config and reprise's layers only: the engine has the 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -23,7 +24,7 @@ from typing import IO
 
 from reprise.core import keys
 from reprise.core.display import human_bytes
-from reprise.core.errors import EngineError
+from reprise.core.errors import EngineError, RecordError
 from reprise.core.layers import (
     ENVIRONMENT,
     PYTHON,
@@ -44,6 +45,7 @@ from reprise.edges.docker import Engine
 from reprise.edges.runfiles import read_regular
 from reprise.edges.stagecopy import (
     RECORD_LIMIT,
+    StageArchiveError,
     copied_bytes,
     copy_out,
     drop_install_stamps,
@@ -150,24 +152,32 @@ def _walk(root: Path, folders: Collection[str] = ()) -> Iterator[tuple[str, Path
     for folder in folders:
         children.setdefault(posixpath.dirname(folder), set()).add(posixpath.basename(folder))
 
-    def visit(rel: str) -> Iterator[tuple[str, Path, bool]]:
+    stack = [""]  # depth first, without recursion: the listing may nest any depth
+    while stack:
+        rel = stack.pop()
         here = root / rel if rel else root
         subs, names = set(children.get(rel, ())), set()
-        if not here.is_symlink():  # never scanned through a link (os.scandir follows one)
-            with contextlib.suppress(FileNotFoundError), os.scandir(here) as found:
-                for entry in found:
-                    if entry.is_dir(follow_symlinks=False):
-                        subs.add(entry.name)
-                    else:
-                        names.add(entry.name)
+        try:
+            if not here.is_symlink():  # never scanned through a link (os.scandir follows one)
+                with contextlib.suppress(FileNotFoundError), os.scandir(here) as found:
+                    for entry in found:
+                        if entry.is_dir(follow_symlinks=False):
+                            subs.add(entry.name)
+                        else:
+                            names.add(entry.name)
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+            raise RecordError(
+                f"the build stage's environment nests deeper than a path here can name "
+                f"({len(rel.split('/'))} levels)"
+            ) from None
         if rel:
             yield rel, here, True
         for name in sorted(names):
             yield posixpath.join(rel, name), here / name, False
-        for name in sorted(subs - names):  # what is here decides: a link is no folder
-            yield from visit(posixpath.join(rel, name))
-
-    yield from visit("")
+        # what is here decides (a link is no folder); the first in order is popped first
+        stack.extend(posixpath.join(rel, name) for name in sorted(subs - names, reverse=True))
 
 
 def _packages(writer: _LayerWriter, root: Path) -> None:
@@ -320,11 +330,13 @@ def assemble(
             reuse[name] = found
     try:
         return _assemble(engine, build_image, base, plan, reuse, say)
+    except StageArchiveError as exc:
+        say(f"warning: {exc.message}: copying all of it out, packing every layer again")
     except EngineError:
         if not reuse:
             raise
         say("the engine lacks a reused layer: packing every layer again")
-        return _assemble(engine, build_image, base, plan, {}, say)
+    return _assemble(engine, build_image, base, plan, {}, say)
 
 
 def _assemble(
@@ -342,8 +354,11 @@ def _assemble(
     listing = venv_listing(engine, build_image) if plan.heavy else []
     owner = heavy_owners(engine, build_image, plan.heavy, listing)
     skip = {n.removeprefix("package ") for n in reuse}
-    size = copied_bytes(listing, owner, skip) if listing else None
-    with tempfile.TemporaryDirectory(prefix="reprise-layers-", dir=scratch_parent(size)) as tmp:
+    size = copied_bytes(listing, owner, skip) if listing and not plan.managed_python else None
+    in_memory = scratch_parent(size)
+    # In memory, what the build stage sends is held to what its listing said, and some.
+    limit = 2 * size + (64 << 20) if in_memory and size is not None else None
+    with tempfile.TemporaryDirectory(prefix="reprise-layers-", dir=in_memory) as tmp:
         scratch, out = Path(tmp) / "fs", Path(tmp) / "layers"
         out.mkdir()
         venv_rel = keys.CONTAINER_VENV.lstrip("/")
@@ -358,6 +373,7 @@ def _assemble(
             ["/etc/passwd", "/etc/group"],
             scratch,
             listed=listed,
+            limit=limit,
             keep_listed=lambda rel: (
                 rel.startswith(f"{venv_rel}/")
                 and package_of(rel.removeprefix(f"{venv_rel}/"), owner) not in skip

@@ -59,6 +59,12 @@ class ContainerSpec:
     resources: Resources = field(default_factory=Resources)
     name: str | None = None
     network: str = "none"
+    # None: the image's own; a tool of reprise's (a listing, an archive) passes NO_ENTRYPOINT,
+    # so that a base's entrypoint (CUDA images print a banner) cannot get in its way.
+    entrypoint: Sequence[str] | None = None
+
+
+NO_ENTRYPOINT = ("",)  # what `docker run --entrypoint ""` sends: the image's is not run
 
 
 # Every run container: no network, no privilege escalation, no capabilities, bounded PIDs.
@@ -102,7 +108,7 @@ def create_config(spec: ContainerSpec) -> dict[str, Any]:
         host["ShmSize"] = parse_bytes(res.shm_size)
     if res.cpus:
         host["NanoCpus"] = int(res.cpus * 1e9)
-    return {
+    out: dict[str, Any] = {
         "Image": spec.image,
         "Cmd": list(spec.command),
         "Env": [f"{k}={v}" for k, v in spec.environment.items()],
@@ -114,3 +120,6 @@ def create_config(spec: ContainerSpec) -> dict[str, Any]:
         "Tty": False,
         "HostConfig": host,
     }
+    if spec.entrypoint is not None:
+        out["Entrypoint"] = list(spec.entrypoint)
+    return out

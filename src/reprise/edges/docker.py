@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reprise.core.errors import EngineError, JobGoneError
-from reprise.edges.container_config import ContainerSpec, Mount, create_config
+from reprise.edges.container_config import NO_ENTRYPOINT, ContainerSpec, Mount, create_config
 from reprise.edges.docker_calls import engine_errors, guarded
 from reprise.edges.docker_images import ImageOps
 
@@ -145,6 +145,7 @@ class Engine(ImageOps):
             working_dir="/",
             user="",
             labels={},
+            entrypoint=NO_ENTRYPOINT,
         )
         container = self.create(spec)
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,9 +141,7 @@ def replace_file(root: Path, rel: str, data: bytes) -> None:
     way opened without following a link: for reprise's files in folders the job can write."""
     parent, name = _split(rel)
     with open_dir(root, parent) as dir_fd:
-        tmp = f".{name}.{os.getpid()}.tmp"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp, dir_fd=dir_fd)
+        tmp = f".{name}.{secrets.token_hex(8)}.tmp"  # a name the job cannot have planted
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _FILE_FLAGS, 0o644, dir_fd=dir_fd)
         try:
             with os.fdopen(fd, "wb") as fh:

@@ -5,7 +5,6 @@ RECORDs that say which file is whose."""
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import posixpath
 import tarfile
@@ -21,7 +20,7 @@ from reprise.core.copyout import Entry, entries_to_copy, names_list, parse_listi
 from reprise.core.errors import EngineError
 from reprise.core.layers import dist_name, owners, package_of
 from reprise.core.workspace import normalize
-from reprise.edges.container_config import ContainerSpec
+from reprise.edges.container_config import NO_ENTRYPOINT, ContainerSpec
 from reprise.edges.docker import Engine
 from reprise.edges.runfiles import open_dir, open_regular, read_regular
 from reprise.edges.untar import unpack
@@ -42,6 +41,7 @@ def copy_out(
     *,
     listed: bytes = b"",
     keep_listed: Callable[[str], bool] = lambda _: True,
+    limit: int | None = None,
 ) -> None:
     """Copy out of ``image`` each of ``copies``, (small) ``files``, and the entries ``listed``
     (tar's ``--null -T`` list of paths relative to /, each alone: a folder without what it
@@ -50,7 +50,8 @@ def copy_out(
 
     The listed are archived by one short container inside the build stage and that archive
     is read whole: each copy request costs the engine a mount of the container's files
-    (33 subtrees took 5 s for 38 MB; one archive of the same files about 1 s)."""
+    (33 subtrees took 5 s for 38 MB; one archive of the same files about 1 s). ``limit``:
+    the bytes of files each copy may unpack (RecordError past it)."""
     command = ["true"]
     if listed:
         command = ["tar", "--null", "--no-recursion", "--hard-dereference", "-C", "/"]
@@ -64,12 +65,13 @@ def copy_out(
             working_dir="/",
             user="",
             labels={},
+            entrypoint=NO_ENTRYPOINT,
         )
     )
 
     def one(copy: Copy) -> None:
         stream = engine.get_archive(container, copy.path)
-        unpack(stream, copy.folder, strip=copy.strip, keep=copy.keep)
+        unpack(stream, copy.folder, strip=copy.strip, keep=copy.keep, limit=limit)
 
     try:
         for path in files:  # first: nothing unpacked yet could have put a link on the way
@@ -77,7 +79,7 @@ def copy_out(
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(_one_file(engine.get_archive(container, path), path))
         if listed:
-            _archive_listed(engine, container, listed, dest, keep_listed)
+            _archive_listed(engine, container, listed, dest, keep_listed, limit)
         # Each request costs the engine a mount of the container's files: a few at once.
         with ThreadPoolExecutor(max_workers=min(4, len(copies) or 1)) as pool:
             for _ in pool.map(one, copies):
@@ -86,8 +88,18 @@ def copy_out(
         engine.remove_container(container)
 
 
+class StageArchiveError(EngineError):
+    """The build stage's own tar could not archive the environment (no GNU tar, a name it
+    cannot find): the caller copies it out whole instead."""
+
+
 def _archive_listed(
-    engine: Engine, container: str, listed: bytes, dest: Path, keep: Callable[[str], bool]
+    engine: Engine,
+    container: str,
+    listed: bytes,
+    dest: Path,
+    keep: Callable[[str], bool],
+    limit: int | None,
 ) -> None:
     """Put the list into the container, let its tar archive the entries, unpack the archive
     (one member of the engine's own archive of it) into ``dest``."""
@@ -104,20 +116,35 @@ def _archive_listed(
     engine.start(container)
     result = engine.wait(container)
     if result.status_code != 0:
-        said = b"".join(engine.logs(container, follow=False))[-2000:].decode("utf-8", "replace")
-        raise EngineError(
-            f"tar could not archive the environment in the build stage: exit "
-            f"{result.status_code}" + (f"\n{said.strip()}" if said.strip() else "")
+        said = _tail(engine.logs(container, follow=False)).decode("utf-8", "replace").strip()
+        raise StageArchiveError(
+            f"the build stage's tar could not archive its environment (exit "
+            f"{result.status_code}{': ' + said.splitlines()[-1] if said else ''})"
         )
     reader: IO[bytes] = ChunkReader(engine.get_archive(container, f"{LISTED}.tar"))  # type: ignore[assignment]
-    with tarfile.open(fileobj=reader, mode="r|") as outer:
-        for info in outer:
-            inner = outer.extractfile(info) if info.isfile() else None
-            if inner is None:
-                raise EngineError("the build stage's archive of the environment is not a file")
-            unpack(_chunks(inner), dest, strip="", keep=lambda rel, _: keep(rel))
-            return
-    raise EngineError("the build stage's archive of the environment is empty")
+    try:
+        with tarfile.open(fileobj=reader, mode="r|") as outer:
+            for info in outer:
+                inner = outer.extractfile(info) if info.isfile() else None
+                if inner is None:
+                    break
+                unpack(_chunks(inner), dest, strip="", keep=lambda rel, _: keep(rel), limit=limit)
+                return
+    except tarfile.TarError as exc:
+        raise EngineError(f"the engine's copy of {LISTED}.tar is not a tar: {exc}") from None
+    raise EngineError(f"the engine's copy of {LISTED}.tar holds no file")
+
+
+def _tail(chunks: Iterator[bytes], keep: int = 2000, most: int = 1 << 20) -> bytes:
+    """The last ``keep`` bytes of at most the first ``most`` of a container's output."""
+    out = b""
+    seen = 0
+    for chunk in chunks:
+        out = (out + chunk)[-keep:]
+        seen += len(chunk)
+        if seen >= most:
+            break
+    return out
 
 
 def _chunks(source: IO[bytes]) -> Iterator[bytes]:
@@ -168,6 +195,18 @@ def venv_listing(engine: Engine, image: str) -> list[Entry]:
         ) from None
 
 
+def _is_dist_info(path: str) -> bool:
+    """``lib/python<X>/site-packages/<name>.dist-info``, exactly (no ``*`` spans folders)."""
+    parts = path.split("/")
+    return (
+        len(parts) == 4
+        and parts[0] == "lib"
+        and parts[1].startswith("python")
+        and parts[2] == "site-packages"
+        and parts[3].endswith(".dist-info")
+    )
+
+
 def heavy_owners(
     engine: Engine, image: str, heavy: set[str], listing: Sequence[Entry]
 ) -> dict[str, str]:
@@ -179,17 +218,20 @@ def heavy_owners(
     wanted = [
         e.path
         for e in listing
-        if e.kind == "d"
-        and fnmatch.fnmatchcase(e.path, "lib/python*/site-packages/*.dist-info")
-        and normalize(dist_name(e.path)[0]) in heavy
+        if e.kind == "d" and _is_dist_info(e.path) and normalize(dist_name(e.path)[0]) in heavy
     ]
     records = {}
     with tempfile.TemporaryDirectory(prefix="reprise-records-") as tmp:
-        dest = Path(tmp)
-        copy_out(engine, image, [whole(f"{venv}/{rel}", dest) for rel in wanted], [], dest)
-        for rel in wanted:  # a link in the build stage stays a link here: never read through
-            try:
-                found = read_regular(dest / venv.lstrip("/") / rel, "RECORD", RECORD_LIMIT)
+        # Each into a folder of its own: none is unpacked below what another unpacked.
+        folders = [Path(tmp) / str(i) for i in range(len(wanted))]
+        copies = [
+            Copy(f"{venv}/{rel}", folder, posixpath.basename(rel))
+            for rel, folder in zip(wanted, folders, strict=True)
+        ]
+        copy_out(engine, image, copies, [], Path(tmp))
+        for rel, folder in zip(wanted, folders, strict=True):
+            try:  # a link in the build stage stays a link here: never read through
+                found = read_regular(folder, "RECORD", RECORD_LIMIT)
             except OSError:
                 continue
             if found is not None and not found[1]:

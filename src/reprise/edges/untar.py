@@ -5,6 +5,7 @@ made as what they are (never followed), devices and hard links are skipped and n
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import os
@@ -31,42 +32,65 @@ class Unpacked:
 
 
 class _Folders:
-    """Descriptors of the folders made or opened below the destination, kept by path, so that
-    a member costs one open of its folder, not one per level (38,000 opens for 4,000 files
-    of a venv). Each was opened without following a link, relative to its parent's; nothing
-    here removes or replaces an entry, so a kept descriptor stays the folder of its path."""
+    """Descriptors of the folders files were unpacked into, the most recent kept by path,
+    so that a member costs one open of its folder, not one per level (38,000 opens for 4,000
+    files of a venv). A folder not kept is opened level by level from the nearest kept one
+    above it, without following a link, each level closed once the next is open: at most
+    LIMIT descriptors and two more, however deep the path. Each kept one was opened without
+    following a link and nothing here removes or replaces an entry, so it stays the folder
+    of its path."""
 
-    LIMIT = 64  # descriptors held at once
+    LIMIT = 64  # descriptors kept at once, besides the destination's
+    NEAR = 8  # levels above a folder looked up among those kept
 
     def __init__(self, root: Path) -> None:
-        self.fds: dict[tuple[str, ...], int] = {(): os.open(root, _DIR_FLAGS)}
+        self.root = os.open(root, _DIR_FLAGS)
+        self.fds: collections.OrderedDict[tuple[str, ...], int] = collections.OrderedDict()
 
     def get(self, parts: tuple[str, ...]) -> int:
+        if not parts:
+            return self.root
         found = self.fds.get(parts)
         if found is not None:
+            self.fds.move_to_end(parts)
             return found
-        parent = self.get(parts[:-1])
+        start, fd = 0, self.root
+        for depth in range(len(parts) - 1, max(len(parts) - 1 - self.NEAR, 0), -1):
+            near = self.fds.get(parts[:depth])
+            if near is not None:
+                start, fd = depth, near
+                break
+        owned = False  # whether fd is one of ours to close (not kept, not the root)
         try:
-            fd = os.open(parts[-1], _DIR_FLAGS, dir_fd=parent)
-        except FileNotFoundError:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(parts[-1], 0o755, dir_fd=parent)
-            fd = os.open(parts[-1], _DIR_FLAGS, dir_fd=parent)
+            for part in parts[start:]:
+                child = _open_folder(part, fd)
+                if owned:
+                    os.close(fd)
+                fd, owned = child, True
+        except BaseException:
+            if owned:
+                os.close(fd)
+            raise
         if len(self.fds) >= self.LIMIT:
-            self._forget(keep=parts[:-1])
+            os.close(self.fds.popitem(last=False)[1])
         self.fds[parts] = fd
         return fd
-
-    def _forget(self, keep: tuple[str, ...]) -> None:
-        """Close every descriptor but the root's and those of ``keep`` and its parents."""
-        wanted = {keep[:i] for i in range(len(keep) + 1)}
-        for parts in [p for p in self.fds if p not in wanted]:
-            os.close(self.fds.pop(parts))
 
     def close(self) -> None:
         for fd in self.fds.values():
             os.close(fd)
         self.fds.clear()
+        os.close(self.root)
+
+
+def _open_folder(name: str, parent: int) -> int:
+    """The folder ``name`` of ``parent`` (made if missing), never through a link."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=parent)
+    except FileNotFoundError:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, 0o755, dir_fd=parent)
+        return os.open(name, _DIR_FLAGS, dir_fd=parent)
 
 
 def _write(
@@ -98,11 +122,13 @@ def unpack(
     strip: str,
     keep: Callable[[str, tarfile.TarInfo], bool] = lambda _p, _i: True,
     progress: Callable[[int], None] = lambda _: None,
+    limit: int | None = None,
 ) -> Unpacked:
     """Unpack ``stream`` (a tar whose members are ``strip`` and ``strip/...``; with ``strip``
-    "", any relative names, its top entry included) into ``dest``;
-    members for which ``keep(path below strip, info)`` is false are left out. Raises
-    RecordError for a member that names a path outside ``dest``."""
+    "", any relative names, its top entry included) into ``dest`` (whose own parents are
+    the caller's: they are not checked); members for which ``keep(path below strip, info)``
+    is false are left out. Raises RecordError for a member that names a path outside
+    ``dest``, for an archive that is not one, and past ``limit`` bytes of files."""
     from reprise.edges.streams import ChunkReader, Prefetch
 
     out = Unpacked()
@@ -118,7 +144,15 @@ def unpack(
                 rel = _relative(info.name, strip)
                 if rel is None or not keep(rel, info):
                     continue
+                if limit is not None and out.bytes + info.size > limit:
+                    raise RecordError(
+                        f"the archive of {strip or dest.name} holds over {limit} bytes"
+                    )
                 _member(tar, info, rel, folders, out, progress)
+    except tarfile.TarError as exc:
+        raise RecordError(
+            f"the archive of {strip or dest.name} is not a valid tar: {exc}"
+        ) from None
     finally:
         folders.close()
     return out

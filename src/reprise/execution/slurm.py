@@ -365,24 +365,32 @@ class SlurmBackend(Backend):
         any nodes and restarts), and is removed, so that without rank 0's record finishing
         says the runtime record is missing."""
         record = f"{keys.RUN_RUNTIME_DIR}/runtime.json"
-        with contextlib.suppress(OSError):
+        try:
+            remove_entry(run_dir, record)  # first, whatever rank 0 left: it is not the run's
+        except OSError as exc:  # runtime/ itself is no folder: finishing cannot read it either
+            say(f"warning: could not remove the job's {record}: {exc.strerror or exc}")
+        try:
             found = read_regular(run_dir, f"{keys.RUN_RUNTIME_DIR}/rank-0.json", RANK_LIMIT)
-            if found is None or found[1]:
-                remove_entry(run_dir, record)
-                return
-            try:
-                runtime = load_json(found[0], limit=RANK_LIMIT, what="runtime/rank-0.json")
-            except ValueError:
-                runtime = None
-            if not isinstance(runtime, dict):  # passed on as it is: finishing says what is wrong
-                replace_file(run_dir, record, found[0])
-                return
+        except OSError:  # planted: no record of rank 0
+            return
+        if found is None or found[1]:
+            return
+        try:
+            runtime = load_json(found[0], limit=RANK_LIMIT, what="runtime/rank-0.json")
+        except ValueError:
+            runtime = None
+        data = found[0]
+        if isinstance(runtime, dict):  # else passed on as it is: finishing says what is wrong
             runtime["nodes"] = node_hosts(run_dir, self.options.nodes)
             with contextlib.suppress(EngineError):  # the controller gone: no restarts known
                 found_job = self._job(job)
                 if found_job is not None and found_job.restarts:
                     runtime["requeues"] = job_requeues(run_dir, found_job.restarts)
-            replace_file(run_dir, record, json.dumps(runtime, indent=2).encode())
+            data = json.dumps(runtime, indent=2).encode()
+        try:
+            replace_file(run_dir, record, data)
+        except OSError as exc:
+            say(f"warning: could not write {record}: {exc.strerror or exc}")
 
     def remove(self, job: str) -> None:
         """Nothing: each node removes its container when its part ends."""

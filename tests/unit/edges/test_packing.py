@@ -173,3 +173,46 @@ def test_a_link_the_archive_planted_is_never_written_through(tmp_path: Path) -> 
         unpack(_tar(members), tmp_path / "out", strip="")
     assert not list(outside.iterdir())
     assert (tmp_path / "out/b").is_symlink()
+
+
+def test_reprises_own_tool_containers_never_run_the_images_entrypoint() -> None:
+    """A CUDA base's entrypoint prints a banner on stdout: a listing read through it would
+    not parse. A run keeps the image's entrypoint."""
+    from reprise.edges.container_config import NO_ENTRYPOINT, ContainerSpec, create_config
+
+    tool = ContainerSpec("img", ["find"], {}, [], "/", "", {}, entrypoint=NO_ENTRYPOINT)
+    assert create_config(tool)["Entrypoint"] == [""]
+    run = ContainerSpec("img", ["python", "train.py"], {}, [], "/", "", {})
+    assert "Entrypoint" not in create_config(run)
+
+
+def test_an_archive_past_its_byte_budget_or_not_an_archive_is_refused(tmp_path: Path) -> None:
+    members: list[tuple[str, bytes | str | None]] = [("a.bin", b"x" * 1000), ("b.bin", b"y" * 1000)]
+    with pytest.raises(RecordError, match="over 1500 bytes"):
+        unpack(_tar(members), tmp_path / "out", strip="", limit=1500)
+    with pytest.raises(RecordError, match="not a valid tar"):
+        unpack(iter([b"\x01" * 1024]), tmp_path / "bad", strip="")
+
+
+def test_a_deep_archive_holds_few_descriptors_and_no_recursion(tmp_path: Path) -> None:
+    import resource
+
+    deep = "/".join(["a"] * 300)  # past 256 descriptors; pytest's rmtree (recursive) copes
+    members: list[tuple[str, bytes | str | None]] = [(f"{deep}/f.py", b"deep")]
+    members += [(f"{'/'.join(['b'] * i)}/g{i}.py", b"x") for i in range(1, 200)]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        found = unpack(_tar(members), tmp_path / "out", strip="")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert found.files == 200
+
+
+def test_the_walk_goes_as_deep_as_the_listing_without_recursion(tmp_path: Path) -> None:
+    folders = ["/".join(["d"] * i) for i in range(1, 1500)]  # past Python's recursion limit
+    seen = list(_walk(tmp_path, folders))
+    assert len(seen) == 1499 and seen[-1][0] == folders[-1]
+    too_deep = ["/".join(["d"] * i) for i in range(1, 3000)]  # past what a path can name
+    with pytest.raises(RecordError, match="nests deeper"):
+        list(_walk(tmp_path, too_deep))

@@ -57,6 +57,15 @@ def test_scalars_of_a_summary_writer_and_of_tf_summary_are_read_by_step(tmp_path
     ]
 
 
+def test_at_most_so_many_metric_names_are_taken(tmp_path: Path) -> None:
+    from reprise.core.tracking import MAX_METRIC_NAMES
+
+    values = [_scalar(f"m{i}", 1.0) for i in range(MAX_METRIC_NAMES + 50)]
+    path = _events(tmp_path, [(1, values)])
+    (record,) = scalar_records({"e/" + path.name: path.read_bytes()})
+    assert len(record) == MAX_METRIC_NAMES + 1  # and "step"
+
+
 def test_writers_in_several_folders_name_their_metrics_by_folder(tmp_path: Path) -> None:
     train = _events(tmp_path / "train", [(1, [_scalar("loss", 3.0)])])
     val = _events(tmp_path / "val", [(1, [_scalar("loss", 4.0)])])
@@ -73,8 +82,10 @@ def test_a_file_cut_short_or_corrupt_keeps_what_came_before(tmp_path: Path) -> N
     path = _events(tmp_path, [(1, [_scalar("loss", 3.0)]), (2, [_scalar("loss", 2.0)])])
     data = path.read_bytes()
     assert scalar_records({"e/f": data[:-3]})[-1] == {"step": 1, "loss": 3.0}
+    records = tbevents._records(data, masked_crc32c)
+    cut = len(data) - (len(records[-1]) + 16)  # where the last record's length starts
     flipped = bytearray(data)
-    flipped[-6] ^= 0xFF  # inside the last record's event
+    flipped[cut] ^= 0xFF  # its length, no longer matching its checksum
     assert scalar_records({"e/f": bytes(flipped)})[-1] == {"step": 1, "loss": 3.0}
     length = struct.pack("<Q", 1 << 62)  # a well-formed header claiming 4 EiB: nothing read
     huge = length + struct.pack("<I", masked_crc32c(length)) + b"\0" * 8

@@ -256,3 +256,27 @@ def test_a_runtime_record_the_job_wrote_is_never_the_runs(
     SlurmBackend(_engine, SlurmOptions(nodes=1)).collect("42", run, lambda _: None)
     assert not (run / "runtime" / "runtime.json").exists()
     assert sorted(p.name for p in (run / "runtime").iterdir()) == []
+
+
+@pytest.mark.parametrize("planted", ["link", "fifo", "hard link"])
+def test_a_planted_rank_0_record_does_not_keep_the_jobs_runtime_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, planted: str
+) -> None:
+    from reprise.edges import slurmctl
+
+    monkeypatch.setattr(slurmctl, "show_job", lambda job: None)
+    monkeypatch.setattr(slurmctl, "sacct_job", lambda job: None)
+    run = _run_dir(tmp_path)
+    (run / "runtime").mkdir()
+    rank0 = run / "runtime" / "rank-0.json"
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text('{"seed": "1"}')
+    if planted == "link":
+        rank0.symlink_to(elsewhere)
+    elif planted == "fifo":
+        os.mkfifo(rank0)
+    else:
+        os.link(elsewhere, rank0)
+    (run / "runtime" / "runtime.json").write_text('{"nodes": ["made up"]}')
+    SlurmBackend(_engine, SlurmOptions(nodes=1)).collect("42", run, lambda _: None)
+    assert not (run / "runtime" / "runtime.json").exists()
