@@ -569,6 +569,7 @@ def fig_fingerprint(reps: int, work: Path) -> list[Figure]:
 def _layers(root: Path, *flags: str) -> tuple[str, list[dict[str, object]], float]:
     from reprise.commands.layercache import load_layers
 
+    os.sync()  # what the build before wrote (a GB for a cold one) is not this one's to flush
     start = time.perf_counter()
     image = _built(root, *flags)
     seconds = time.perf_counter() - start
