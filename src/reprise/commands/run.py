@@ -32,6 +32,8 @@ from reprise.execution.backend import Backend, DataInput, JobSpec
 
 if TYPE_CHECKING:
     from reprise.commands.slurm import SlurmRequest
+    from reprise.edges.docker import Engine
+    from reprise.execution import Target
 
 
 def _container_user() -> tuple[str, int, int]:
@@ -348,11 +350,10 @@ def launch(
     ``context``, else the settings and the docker environment; ``slurm``: a Slurm cluster),
     build (or reuse) the image here, and (unless ``detach``) follow the job to the end.
     Returns the run directory; with ``dry_run``, the batch script it would submit."""
-    from reprise.commands.build import build, check_build_settings, run_image
+    from reprise.commands.build import check_build_settings
     from reprise.commands.prepare import with_prepared
     from reprise.commands.slurm import slurm_target_for
     from reprise.core.sbatch import RANK_LOGS
-    from reprise.edges.docker import Engine
     from reprise.edges.project import read_lock
     from reprise.execution import Target, is_slurm, open_backend, resolve_target
 
@@ -383,10 +384,7 @@ def launch(
         inputs = dataclasses.replace(
             inputs, gpus=str(per_node) if per_node else None, volatile=volatile
         )
-    remote = open_backend(target) if target.remote else None  # fails before any build
-    engine = Engine.from_env()
-    image = run_image(build(project, engine, say, lock=lock))
-    backend = remote or open_backend(target, engine=engine if target.host is None else None)
+    backend, engine, image = connect_and_build(project, target, lock, say)
     if dry_run:
         return plan(backend, inputs, image)
     s = project.settings
@@ -394,6 +392,22 @@ def launch(
     preparing = open_backend(Target(), engine=engine) if on_slurm else backend
     inputs = with_prepared(preparing, inputs, image, s.prepare, ca_bundle=s.ca_bundle, say=say)
     return execute(backend, inputs, image, say=say, detach=detach)
+
+
+def connect_and_build(
+    project: Project, target: Target, lock: bytes, say: Say
+) -> tuple[Backend, Engine, RunImage]:
+    """Where the runs execute (a remote one is reached first: it fails before any build),
+    this machine's engine, and the image built (or reused) on it."""
+    from reprise.commands.build import build, run_image
+    from reprise.edges.docker import Engine
+    from reprise.execution import open_backend
+
+    remote = open_backend(target) if target.remote else None
+    engine = Engine.from_env()
+    image = run_image(build(project, engine, say, lock=lock))
+    backend = remote or open_backend(target, engine=engine if target.host is None else None)
+    return backend, engine, image
 
 
 def plan(backend: Backend, inputs: RunInputs, image: RunImage) -> str:

@@ -76,11 +76,11 @@ def launch_sweep(
 ) -> SweepResult:
     """`reprise run -m`: check every run, build once, run them all. Returns the sweep's id
     and its run directories (each run.json holds its status)."""
-    from reprise.commands.build import build, check_build_settings, run_image
+    from reprise.commands.build import check_build_settings
     from reprise.commands.prepare import with_prepared
-    from reprise.edges.docker import Engine
+    from reprise.commands.run import connect_and_build
     from reprise.edges.project import read_lock
-    from reprise.execution import open_backend, resolve_target
+    from reprise.execution import resolve_target
 
     if not 1 <= jobs <= MAX_JOBS:
         raise UsageError(f"-j takes 1 to {MAX_JOBS} runs at a time, not {jobs}")
@@ -104,10 +104,7 @@ def launch_sweep(
     )
     varying = sweep.varying(overrides)
     say(f"sweep {sweep_id}: {len(planned)} runs, {min(jobs, len(planned))} at a time")
-    remote = open_backend(target) if target.remote else None  # fails before any build
-    engine = Engine.from_env()
-    image = run_image(build(project, engine, say, lock=lock))
-    backend = remote or open_backend(target, engine=engine if target.host is None else None)
+    backend, _, image = connect_and_build(project, target, lock, say)
     s = project.settings
     ready = [
         with_prepared(backend, inputs, image, s.prepare, ca_bundle=s.ca_bundle, say=say)
