@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ class Member:
     linkname: str = ""
     size: int | None = None  # header size, when it should lie about the data
     mode: int = 0o644
+    pax: dict[str, str] = field(default_factory=dict)  # extended header records
 
     def encode(self) -> bytes:
         info = tarfile.TarInfo(self.name)
@@ -32,6 +32,7 @@ class Member:
         info.size = len(self.data) if self.size is None else self.size
         if self.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
             info.size = 0 if self.size is None else self.size
+        info.pax_headers = dict(self.pax)
         head = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
         return head + self.data + padding(len(self.data))
 
@@ -66,12 +67,11 @@ class Crafted:
         header = Header(
             self.run_id, self.experiment, self.image, tuple(self.index()), False
         ).to_bytes()
-        raw = io.BytesIO()
-        raw.write(Member(HEADER_NAME, header).encode())
-        for m in self.members:
-            raw.write(m.encode())
-        raw.write(b"\0" * 1024)
-        path.write_bytes(zstandard.ZstdCompressor(level=3).compress(raw.getvalue()))
+        with path.open("wb") as out, zstandard.ZstdCompressor(level=3).stream_writer(out) as zw:
+            zw.write(Member(HEADER_NAME, header).encode())  # streamed: a flood of members
+            for m in self.members:  # is never all in this process's memory at once
+                zw.write(m.encode())
+            zw.write(b"\0" * 1024)
         return path
 
 

@@ -263,3 +263,68 @@ def test_a_manifest_naming_paths_outside_the_run_is_refused(host: Host, tmp_path
     assert code == 2 and "run/manifest.json is not a valid manifest" in err, err
     assert "'../../etc/secret.json' is not a relative path" in err
     assert not any(host.runs.iterdir())
+
+
+def test_a_git_folder_in_the_code_is_refused_before_git_could_run_its_commands(
+    host: Host, tmp_path: Path
+) -> None:
+    """A planted .git (config naming a filter command) and .gitattributes: `git apply` of a
+    dirty run's patch would have run the command as the importing user (root)."""
+    pwned = tmp_path / "PWNED"
+    config = f"[filter \"x\"]\n\tclean = sh -c 'id > {pwned}; cat'\n".encode()
+    for git in (".git", ".GIT", "sub/.git"):
+        crafted = Crafted(
+            [
+                Member("run/run.json", _record()),
+                Member("code/.gitattributes", b"* filter=x\n"),
+                Member(f"code/{git}/config", config),
+                Member(f"code/{git}/HEAD", b"ref: refs/heads/main\n"),
+            ]
+        )
+        code, err = _import(crafted.write(tmp_path / "git.reprise"), host)
+        assert code == 2 and "is inside a .git folder" in err, err
+        assert not pwned.exists() and not (host.runs / ".cache").exists()
+
+
+def test_a_dirty_run_without_its_patch_or_with_another_is_refused(
+    host: Host, tmp_path: Path
+) -> None:
+    dirty = {**valid_record()["code"], "dirty": True, "patch_hash": "sha256:" + "1" * 64}
+    for extra, message in (
+        ([], "the bundle has no run/code.patch"),
+        ([Member("run/code.patch", b"--- a\n+++ b\n")], "is not the patch run.json names"),
+    ):
+        members = [Member("run/run.json", _record(code=dirty)), *extra]
+        members.append(Member("code/train.py", b"1\n"))
+        crafted = Crafted(members, run_id="20260101-000000-000000-00000000")
+        code, err = _import(crafted.write(tmp_path / "dirty.reprise"), host)
+        assert code == 2 and message in err, err
+        assert not (host.runs / ".cache").exists()
+
+
+def test_a_chain_of_extended_headers_or_a_flood_of_them_stays_bounded(
+    host: Host, tmp_path: Path
+) -> None:
+    """1,500 PAX headers in a row overflowed tarfile's recursion (exit 70); 20,000 members
+    each with a 60 KB PAX comment were all kept in memory (1.9 GB for a 374 KB bundle)."""
+    chain = io.BytesIO()
+    for _ in range(1500):
+        info = tarfile.TarInfo("x")
+        info.type = tarfile.XHDTYPE
+        body = b"12 comment=\n"
+        info.size = len(body)
+        chain.write(info.tobuf(tarfile.USTAR_FORMAT) + body + b"\0" * (512 - len(body)))
+    chain.write(Member(HEADER_NAME, b"{}").encode())
+    chain.write(b"\0" * 1024)
+    bundle = tmp_path / "chain.reprise"
+    bundle.write_bytes(zstandard.ZstdCompressor().compress(chain.getvalue()))
+    code, err = _import(bundle, host)
+    assert code == 2 and "extended headers in a row" in err, err
+
+    flood = [Member("run/run.json", _record())]
+    comment = {"comment": "c" * 60_000}
+    flood += [Member(f"run/outputs/d{i}", type=tarfile.DIRTYPE, pax=comment) for i in range(20_000)]
+    bundle = Crafted(flood).write(tmp_path / "flood.reprise")
+    _, err, peak = run_measured("bundle", "import", str(bundle), "--runs-dir", str(host.runs))
+    assert "Traceback" not in err
+    assert peak < 400, f"import peaked at {peak:.0f} MiB"

@@ -36,6 +36,7 @@ from reprise.core.errors import (
     EXIT_DIVERGED,
     EXIT_NOTHING_COMPARED,
     DataChangedError,
+    ProjectError,
     RecordError,
     RepriseError,
     TargetMismatchError,
@@ -48,7 +49,7 @@ from reprise.core.progress import Say
 from reprise.core.resources import Resources
 from reprise.core.settings import Prepare, Settings
 from reprise.edges.datasets import Dataset, hash_datasets
-from reprise.edges.git import CodeState, export_code
+from reprise.edges.git import CodeState, export_code, made_here
 from reprise.edges.runstore import read_record, utc_now, write_record
 from reprise.execution.backend import Backend
 
@@ -94,15 +95,21 @@ def recorded_code(record: dict[str, Any], run_dir: Path, repo: Path | None) -> C
 
 
 def ensure_code(code: CodeState, runs_dir: Path, repo: Path | None) -> Path:
+    """The run's code: from the repository when it has the commit, else a bundle's."""
     path = code_dir(runs_dir, code)
-    if path.is_dir():
+    if path.is_dir() and (repo is None or made_here(path)):
         return path
     if repo is None:
         raise UsageError(
             f"the code of commit {code.commit[:12]} is not cached and no git repository was given",
             hint="run reproduce inside the project's repository (or pass --project), or use a bundle",
         )
-    export_code(repo, code.commit, code.patch, path, subdir=code.subdir)
+    try:
+        export_code(repo, code.commit, code.patch, path, subdir=code.subdir)
+    except ProjectError:
+        if path.is_dir():
+            return path  # this repository lacks the commit: the bundle's code it is
+        raise
     return path
 
 

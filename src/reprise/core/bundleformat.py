@@ -32,6 +32,7 @@ HEADER_NAME = "reprise-bundle.json"
 HEADER_LIMIT = 32 << 20  # the header is parsed in memory: bounded before it is read
 MAX_MEMBERS = 500_000
 EXTENDED_HEADER_LIMIT = 64 << 10  # a PAX or GNU long-name record; ours are a few hundred bytes
+MAX_EXTENDED_CHAIN = 4  # extended headers in a row before one member; tar writes at most two
 PREFIXES = ("run/", "code/", "image/")
 BLOCK = 512
 COPY_CHUNK = 1 << 20
@@ -147,6 +148,11 @@ def check_name(name: str) -> str:
         raise BundleError(f"member {name!r} has a path that is not normalized", member=name)
     if name != HEADER_NAME and not name.startswith(PREFIXES):
         raise BundleError(f"member {name!r} is outside run/, code/ and image/", member=name)
+    if name.startswith("code/") and any(part.lower() == ".git" for part in parts):
+        # git would take it for the code's own repository, with its config's commands
+        raise BundleError(
+            f"member {name!r} is inside a .git folder: code carries none", member=name
+        )
     return name
 
 
@@ -172,8 +178,34 @@ class BoundedTarInfo(tarfile.TarInfo):
                 f"a {'global PAX header' if self.type == tarfile.XGLTYPE else 'sparse member'}: bundles carry neither",
                 member=self.name,
             )
-        member: tarfile.TarInfo = super()._proc_member(tarfile_)  # type: ignore[misc]
-        return member
+        if self.type not in extended:
+            member: tarfile.TarInfo = super()._proc_member(tarfile_)  # type: ignore[misc]
+            return member
+        # tarfile reads the member an extended header describes by recursing: a chain of
+        # them would exhaust the stack (a 1 KB archive of 1,500 headers did)
+        depth = getattr(tarfile_, "_reprise_extended", 0) + 1
+        if depth > MAX_EXTENDED_CHAIN:
+            raise BundleError(
+                f"more than {MAX_EXTENDED_CHAIN} extended headers in a row", member=self.name
+            )
+        tarfile_._reprise_extended = depth  # type: ignore[attr-defined]
+        try:
+            found: tarfile.TarInfo = super()._proc_member(tarfile_)  # type: ignore[misc]
+        finally:
+            tarfile_._reprise_extended = depth - 1  # type: ignore[attr-defined]
+        return found
+
+
+class BoundedTarFile(tarfile.TarFile):
+    """A tar read as a stream (``BoundedTarFile.open(fileobj=..., mode="r|")``) with
+    BoundedTarInfo headers, keeping no member it has passed: tarfile keeps every one
+    (with its extended header), and a bundle of a few MB could make that tens of GB."""
+
+    tarinfo = BoundedTarInfo
+
+    def next(self) -> tarfile.TarInfo | None:
+        self.members.clear()  # type: ignore[attr-defined]  # a stream never goes back to them
+        return super().next()
 
 
 def check_type(info: tarfile.TarInfo) -> None:

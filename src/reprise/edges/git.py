@@ -170,9 +170,19 @@ def _changed_files(patch: bytes) -> list[str]:
     return files
 
 
+EXPORTED = ".exported"  # beside a code folder: made here, from git (a bundle's is not)
+
+
+def made_here(dest: Path) -> bool:
+    """Whether the code folder ``dest`` was written by export_code from a repository (not
+    taken from a bundle, whose code is only what its author says the commit holds)."""
+    return dest.with_name(dest.name + EXPORTED).is_file()
+
+
 def export_code(repo: Path, commit: str, patch: bytes, dest: Path, *, subdir: str = "") -> None:
-    """Write the tree at ``commit`` (its ``subdir``, plus ``patch``) into ``dest``, atomically."""
-    if dest.exists():
+    """Write the tree at ``commit`` (its ``subdir``, plus ``patch``) into ``dest``, atomically.
+    A folder already there that a bundle brought is replaced by the repository's own tree."""
+    if dest.exists() and made_here(dest):
         return
     repo = repo_root(repo)  # git archive of a subtree must run from the repository's top
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -203,12 +213,17 @@ def export_code(repo: Path, commit: str, patch: bytes, dest: Path, *, subdir: st
         if patch:
             apply_patch(tmp, patch)
         _readable(tmp)
+        if dest.is_dir() and not dest.is_symlink() and not made_here(dest):
+            aside = Path(tempfile.mkdtemp(prefix=f".{dest.name}.bundled-", dir=dest.parent))
+            dest.rename(aside / "code")  # a bundle's: out of the way, then gone
+            shutil.rmtree(aside, ignore_errors=True)
         try:
             tmp.rename(dest)
         except OSError:
             if not dest.is_dir():
                 raise
             shutil.rmtree(tmp, ignore_errors=True)  # a concurrent run exported it first
+        dest.with_name(dest.name + EXPORTED).touch()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

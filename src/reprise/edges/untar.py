@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import IO
 
 from reprise.core import names
-from reprise.core.bundleformat import BoundedTarInfo
-from reprise.core.errors import InvalidNameError, RecordError
+from reprise.core.bundleformat import BoundedTarFile
+from reprise.core.errors import BundleError, InvalidNameError, RecordError
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 20
@@ -137,7 +137,7 @@ def unpack(
     # Read ahead in a thread: the engine streams on while the files are written here.
     reader = io.BufferedReader(Prefetch(ChunkReader(stream), depth=64), _CHUNK)  # type: ignore[arg-type]
     try:
-        with tarfile.open(fileobj=reader, mode="r|", tarinfo=BoundedTarInfo) as tar:
+        with BoundedTarFile.open(fileobj=reader, mode="r|") as tar:
             for count, info in enumerate(tar):
                 if count >= MAX_ENTRIES:
                     raise RecordError(f"the job's {strip}/ holds more than {MAX_ENTRIES} entries")
@@ -149,7 +149,7 @@ def unpack(
                         f"the archive of {strip or dest.name} holds over {limit} bytes"
                     )
                 _member(tar, info, rel, folders, out, progress)
-    except tarfile.TarError as exc:
+    except (tarfile.TarError, BundleError, RecursionError) as exc:
         raise RecordError(
             f"the archive of {strip or dest.name} is not a valid tar: {exc}"
         ) from None

@@ -58,3 +58,22 @@ def test_export_of_unknown_commit_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ProjectError, match="git archive"):
         export_code(root, "0" * 40, b"", tmp_path / "code")
     assert not (tmp_path / "code").exists()
+
+
+def test_code_a_bundle_brought_never_stands_in_for_the_repositorys_own(tmp_path: Path) -> None:
+    """An imported bundle's code sits where the code of its (claimed) commit goes; a run made
+    here at that commit gets the repository's tree, never the bundle's."""
+    from reprise.edges.git import made_here
+
+    root = _repo(tmp_path)
+    commit = code_state(root / "proj").commit
+    dest = tmp_path / "cache" / commit
+    dest.mkdir(parents=True)
+    (dest / "train.py").write_text("import os; os.system('evil')\n")  # as an import left it
+    assert not made_here(dest)
+    export_code(root, commit, b"", dest, subdir="proj")
+    assert (dest / "train.py").read_text() == "print(1)\n" and made_here(dest)
+    (dest / "kept.txt").write_text("made here: kept")
+    export_code(root, commit, b"", dest, subdir="proj")
+    assert (dest / "kept.txt").exists()
+    assert sorted(p.name for p in dest.parent.iterdir()) == [commit, f"{commit}.exported"]

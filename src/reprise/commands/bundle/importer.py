@@ -19,7 +19,7 @@ from reprise.commands.inputs import code_dir
 from reprise.core import keys
 from reprise.core.bundleformat import (
     COPY_CHUNK,
-    BoundedTarInfo,
+    BoundedTarFile,
     HashingReader,
     Header,
     IndexEntry,
@@ -30,6 +30,7 @@ from reprise.core.bundleformat import (
 )
 from reprise.core.display import human_bytes
 from reprise.core.errors import BundleError, EngineError, RecordError
+from reprise.core.image import sha256
 from reprise.core.manifest import Manifest
 from reprise.core.progress import Meter, Say
 from reprise.core.record import FINAL_STATES, parse_record
@@ -63,11 +64,10 @@ def import_bundle(
         try:
             with (
                 open_stream(path, meter) as stream,
-                tarfile.open(
+                BoundedTarFile.open(
                     fileobj=io.BufferedReader(Prefetch(stream), COPY_CHUNK),
                     mode="r|",
                     bufsize=COPY_CHUNK,
-                    tarinfo=BoundedTarInfo,
                 ) as tar,
             ):
                 header = read_first_header(tar, path)
@@ -86,8 +86,11 @@ def import_bundle(
         if not existed:
             loaded_new = _loaded_id(loaded, image_id)
         record = _verify_run(staging, header)
+        patch = _patch(staging, record)
         _verify_image(engine, header, record)
-        result = _register(engine, staging, runs_dir, header, record, loaded=not existed, say=say)
+        result = _register(
+            engine, staging, runs_dir, header, record, patch, loaded=not existed, say=say
+        )
         loaded_new = None  # registered: keep the image
         if record.get("volatile"):
             say(
@@ -272,6 +275,7 @@ def _register(
     runs_dir: Path,
     header: Header,
     record: dict[str, Any],
+    patch: bytes,
     *,
     loaded: bool,
     say: Say,
@@ -279,14 +283,6 @@ def _register(
     image_id = str(record["image"]["id"])
     if loaded:
         _tag_imported(engine, image_id, record["run_id"], say)
-    patch = (staging / "run" / keys.RUN_PATCH).read_bytes() if record["code"].get("dirty") else b""
-    code_dest = code_dir(runs_dir, code_state_of(record, patch))
-    if not code_dest.exists() and (staging / "code").is_dir():
-        code_src = staging / "code"
-        if patch:
-            apply_patch(code_src, patch)
-        code_dest.parent.mkdir(parents=True, exist_ok=True)
-        code_src.rename(code_dest)
     final = runs_dir / record["experiment"] / record["run_id"]
     if final.exists():
         existing = read_record(final)
@@ -298,11 +294,41 @@ def _register(
                 hint="move it away, or import into another --runs-dir",
             )
         return ImportResult(final, image_id, loaded, already_imported=True)
+    # The code goes into the cache only now, past every check, and only where nothing is:
+    # a folder made here from git stays; a run at that commit made here later replaces this
+    # one with the repository's own tree (edges.git.export_code trusts only what it made).
+    code_dest = code_dir(runs_dir, code_state_of(record, patch))
+    if not code_dest.exists() and (staging / "code").is_dir():
+        code_src = staging / "code"
+        if patch:
+            apply_patch(code_src, patch)
+        code_dest.parent.mkdir(parents=True, exist_ok=True)
+        code_src.rename(code_dest)
     final.parent.mkdir(parents=True, exist_ok=True)
     for sub in (*keys.RUN_JOB_DIRS, keys.RUN_OVERLAY_DIR):
         (staging / "run" / sub).mkdir(exist_ok=True)
     (staging / "run").rename(final)
     return ImportResult(final, image_id, loaded, already_imported=False)
+
+
+def _patch(staging: Path, record: dict[str, Any]) -> bytes:
+    """The patch a dirty run's code needs, the one its record names by hash."""
+    if not record["code"].get("dirty"):
+        return b""
+    try:
+        patch = (staging / "run" / keys.RUN_PATCH).read_bytes()
+    except OSError:
+        raise BundleError(
+            f"the run's code was dirty, but the bundle has no run/{keys.RUN_PATCH}",
+            member=f"run/{keys.RUN_PATCH}",
+        ) from None
+    recorded = record["code"].get("patch_hash")
+    if recorded and sha256(patch) != recorded:
+        raise BundleError(
+            f"run/{keys.RUN_PATCH} is not the patch run.json names ({recorded[:19]})",
+            member=f"run/{keys.RUN_PATCH}",
+        )
+    return patch
 
 
 def import_file(path: Path, runs_dir: Path, say: Say, meter: Meter | None = None) -> ImportResult:

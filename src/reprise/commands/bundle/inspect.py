@@ -7,7 +7,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from reprise.core.bundleformat import COPY_CHUNK, HEADER_LIMIT, HEADER_NAME, BoundedTarInfo, Header
+from reprise.core.bundleformat import COPY_CHUNK, HEADER_LIMIT, HEADER_NAME, BoundedTarFile, Header
 from reprise.core.errors import BundleError
 from reprise.core.progress import Meter
 
@@ -70,9 +70,7 @@ def read_header(path: Path) -> Header:
     try:
         with (
             open_stream(path) as stream,
-            tarfile.open(
-                fileobj=stream, mode="r|", bufsize=COPY_CHUNK, tarinfo=BoundedTarInfo
-            ) as tar,
+            BoundedTarFile.open(fileobj=stream, mode="r|", bufsize=COPY_CHUNK) as tar,
         ):
             return read_first_header(tar, path)
     except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError) as exc:
