@@ -328,3 +328,13 @@ def test_a_chain_of_extended_headers_or_a_flood_of_them_stays_bounded(
     _, err, peak = run_measured("bundle", "import", str(bundle), "--runs-dir", str(host.runs))
     assert "Traceback" not in err
     assert peak < 400, f"import peaked at {peak:.0f} MiB"
+
+
+def test_a_run_dated_in_the_future_cannot_become_every_later_latest(
+    host: Host, tmp_path: Path
+) -> None:
+    future = "99991231-235959-999999-ffffffff"
+    members = [Member("run/run.json", _record(run_id=future)), Member("code/train.py", b"1\n")]
+    code, err = _import(Crafted(members, run_id=future).write(tmp_path / "f.reprise"), host)
+    assert code == 2 and "is dated in the future" in err, err
+    assert not (host.runs / "exp").exists()

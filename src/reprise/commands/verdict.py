@@ -20,6 +20,7 @@ from reprise.core.divergence import (
     RERUN,
     TENSOR_SUFFIXES,
     TargetDifference,
+    clean_tensor_report,
     describe_jsonl,
     describe_tensors,
     describe_text,
@@ -223,7 +224,7 @@ def compare_tensors(backend: Backend, image_id: str, a: Path, b: Path) -> dict[s
         return {"loadable": False, "error": f"no report from the comparison: {out[-200:]!r}"}
     if not isinstance(result, dict):
         return {"loadable": False, "error": "the comparison's report is not an object"}
-    return result
+    return clean_tensor_report(result)
 
 
 def nondeterministic_note(*records: dict[str, Any]) -> list[str]:

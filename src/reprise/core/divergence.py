@@ -12,6 +12,22 @@ JSONL_SUFFIXES = (".jsonl", ".ndjson")
 TENSOR_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".npy", ".npz")
 
 
+MAX_KEYS = 50  # differing keys named in a report
+
+
+def _bounded(value: Any) -> Any:
+    """A value of the job's as a report keeps it: a number or a short string as it is, else
+    its JSON cut to 200 characters."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return value[:200]
+    try:
+        return json.dumps(value, sort_keys=True)[:200]
+    except (ValueError, TypeError, RecursionError):
+        return repr(type(value))
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -28,7 +44,7 @@ def diff_jsonl(original: str, rerun: str) -> dict[str, Any] | None:
         report: dict[str, Any] = {"line": index + 1}
         try:
             ra, rb = json.loads(la), json.loads(lb)
-        except ValueError:
+        except (ValueError, RecursionError):  # the job wrote them: any line, however nested
             report.update({"original": la[:200], "rerun": lb[:200], "parsed": False})
             return report
         if not isinstance(ra, dict) or not isinstance(rb, dict):
@@ -41,7 +57,16 @@ def diff_jsonl(original: str, rerun: str) -> dict[str, Any] | None:
         ]
         first = keys[0]
         va, vb = ra.get(first), rb.get(first)
-        report.update({"key": first, "keys": keys, "original": va, "rerun": vb})
+        report.update(  # bounded: the report goes into the rerun's record
+            {
+                "key": first[:200],
+                "keys": [k[:200] for k in keys[:MAX_KEYS]],
+                "original": _bounded(va),
+                "rerun": _bounded(vb),
+            }
+        )
+        if len(keys) > MAX_KEYS:
+            report["more_keys"] = len(keys) - MAX_KEYS
         na, nb = _number(va), _number(vb)
         if na is not None and nb is not None:
             delta = abs(na - nb)
@@ -115,6 +140,52 @@ def describe_jsonl(path: str, report: Mapping[str, Any], sides: tuple[str, str] 
     return text
 
 
+MAX_TENSOR_ENTRIES = 10_000  # tensors (and values) a comparison report keeps
+_STATUSES = ("changed", "shape", "dtype", "missing", "extra")
+
+
+def clean_tensor_report(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A tensor comparison's report as the image's own tool printed it (a bundle's image is
+    anyone's), kept to its known shape: entries of another shape dropped, text cut to 200
+    characters, numbers only where numbers go, at most MAX_TENSOR_ENTRIES of each list."""
+
+    def text(value: Any) -> str:
+        return str(value)[:200]
+
+    def number(value: Any) -> float | int | None:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return value if ok else None
+
+    if raw.get("loadable") is not True:
+        return {"loadable": False, "error": text(raw.get("error", "unknown"))}
+    tensors = []
+    for t in list(raw.get("tensors") or [])[:MAX_TENSOR_ENTRIES]:
+        if not isinstance(t, Mapping) or t.get("status") not in _STATUSES:
+            continue
+        entry: dict[str, Any] = {"name": text(t.get("name", "?")), "status": t["status"]}
+        if t["status"] == "changed":
+            entry["max_abs_diff"] = number(t.get("max_abs_diff"))
+            entry["elements_differing"] = number(t.get("elements_differing"))
+            entry["shape"] = text(t.get("shape"))
+            entry["dtype"] = text(t.get("dtype"))
+        elif t["status"] in ("shape", "dtype"):
+            entry["original"], entry["rerun"] = text(t.get("original")), text(t.get("rerun"))
+        tensors.append(entry)
+    values = [
+        {
+            "name": text(v.get("name", "?")),
+            "original": text(v.get("original")),
+            "rerun": text(v.get("rerun")),
+        }
+        for v in list(raw.get("values") or [])[:MAX_TENSOR_ENTRIES]
+        if isinstance(v, Mapping)
+    ]
+    out: dict[str, Any] = {"loadable": True, "tensors": tensors, "values": values}
+    if (count := number(raw.get("tensor_count"))) is not None:
+        out["tensor_count"] = count
+    return out
+
+
 def describe_tensors(
     path: str, report: Mapping[str, Any], sides: tuple[str, str] = RERUN, *, verbose: bool = True
 ) -> list[str]:
@@ -128,7 +199,7 @@ def describe_tensors(
     for t in report.get("tensors", []):
         if t["status"] == "changed":
             lines.append(
-                f"{path}: tensor {t['name']} differs, max abs diff {t['max_abs_diff']:.3g} "
+                f"{path}: tensor {t['name']} differs, max abs diff {_g(t.get('max_abs_diff'))} "
                 f"({t['elements_differing']} of shape {t['shape']})"
             )
         elif t["status"] in ("shape", "dtype"):
@@ -163,7 +234,7 @@ def tensor_summary(path: str, report: Mapping[str, Any], sides: tuple[str, str] 
         changed = [t for t in changed if not _rng(t)] or changed
         if changed:
             worst = max(changed, key=lambda t: _magnitude(t.get("max_abs_diff")))
-            part += f", max abs diff {worst['max_abs_diff']:.3g} ({worst['name']})"
+            part += f", max abs diff {_g(worst.get('max_abs_diff'))} ({worst['name']})"
         odd = [t for t in tensors if t["status"] != "changed"]
         if odd:
             kinds = sorted({str(t["status"]) for t in odd})
@@ -176,6 +247,12 @@ def tensor_summary(path: str, report: Mapping[str, Any], sides: tuple[str, str] 
     if rng:
         parts.append("the saved random-number state differs")
     return f"{path}: {'; '.join(parts)}"
+
+
+def _g(value: Any) -> str:
+    """A difference as ``.3g``; "?" where the report gave none."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return f"{value:.3g}" if ok else "?"
 
 
 def _rng(entry: Mapping[str, Any]) -> bool:

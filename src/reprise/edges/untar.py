@@ -9,6 +9,7 @@ import collections
 import contextlib
 import io
 import os
+import stat
 import tarfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -148,7 +149,11 @@ def unpack(
                     raise RecordError(
                         f"the archive of {strip or dest.name} holds over {limit} bytes"
                     )
-                _member(tar, info, rel, folders, out, progress)
+                _member(tar, info, rel, strip, folders, out, progress)
+                if limit is not None and out.bytes > limit:  # a hard link's copy counts too
+                    raise RecordError(
+                        f"the archive of {strip or dest.name} holds over {limit} bytes"
+                    )
     except (tarfile.TarError, BundleError, RecursionError) as exc:
         raise RecordError(
             f"the archive of {strip or dest.name} is not a valid tar: {exc}"
@@ -178,6 +183,7 @@ def _member(
     tar: tarfile.TarFile,
     info: tarfile.TarInfo,
     rel: str,
+    strip: str,
     folders: _Folders,
     out: Unpacked,
     progress: Callable[[int], None],
@@ -199,5 +205,31 @@ def _member(
     elif info.isfifo():
         os.mkfifo(name, 0o644, dir_fd=parent)
         out.files += 1
+    elif info.islnk() and (target := _linked(info.linkname, strip, folders)) is not None:
+        # a second name of a file unpacked before (Docker's archive sends it so): a copy
+        with os.fdopen(target, "rb") as source:
+            out.bytes += _write(source, name, parent, 0o644, progress)
+        out.files += 1
     else:
         out.skipped.append(f"{rel} ({'hard link' if info.islnk() else 'device'})")
+
+
+def _linked(linkname: str, strip: str, folders: _Folders) -> int | None:
+    """A descriptor of the regular file an archive's hard link names, when it is one this
+    unpack wrote (below the destination, reached without following a link); else None."""
+    try:
+        rel = _relative(linkname, strip)
+    except RecordError:
+        return None
+    if rel is None:
+        return None
+    parts = rel.split("/")
+    try:
+        parent = folders.get(tuple(parts[:-1]))
+        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd

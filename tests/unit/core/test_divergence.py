@@ -119,3 +119,49 @@ def test_the_first_differing_line_of_a_text() -> None:
         "rerun": "more",
     }
     assert first_text_difference("same\n", "same\n") is None
+
+
+def test_a_jobs_metrics_lines_cannot_crash_the_verdict_or_swell_the_record() -> None:
+    """Deep nesting raised RecursionError after the rerun; a 10 MB value went whole into the
+    rerun's run.json (over 16 MiB it could no longer be read)."""
+    deep = "[" * 200_000
+    assert diff_jsonl('{"a": 1}\n', deep + "\n") == {
+        "line": 1,
+        "original": '{"a": 1}',
+        "rerun": deep[:200],
+        "parsed": False,
+    }
+    keys = {f"k{i}": i for i in range(80)}
+    report = diff_jsonl(
+        json.dumps({"a_loss": "x" * 10_000_000, **keys}),
+        json.dumps(
+            {"a_loss": "y", **{k: -v - 1 for k, v in keys.items()}, "nest": {"a": [1] * 999}}
+        ),
+    )
+    assert report is not None
+    assert len(json.dumps(report)) < 20_000
+    assert report["original"] == "x" * 200 and report["more_keys"] == 82 - 50
+
+
+def test_a_tensor_report_from_the_images_tool_keeps_only_its_known_shape() -> None:
+    from reprise.core.divergence import clean_tensor_report, describe_tensors, tensor_summary
+
+    hostile = {
+        "loadable": True,
+        "tensors": [
+            {"status": "changed", "name": "w" * 1000, "max_abs_diff": "big"},
+            {"status": "who knows"},
+            "not an object",
+            {"status": "shape", "name": "b", "original": [1] * 1000, "rerun": None},
+        ],
+        "values": [{"name": "lr", "original": 0.1, "rerun": 0.2}, 7],
+        "tensor_count": "many",
+    }
+    clean = clean_tensor_report(hostile)
+    assert [t["status"] for t in clean["tensors"]] == ["changed", "shape"]
+    assert clean["tensors"][0]["max_abs_diff"] is None and len(clean["tensors"][0]["name"]) == 200
+    assert "tensor_count" not in clean and len(clean["values"]) == 1
+    lines = describe_tensors("ckpt.pt", clean)
+    assert lines[0].startswith("ckpt.pt: tensor www") and "max abs diff ?" in lines[0]
+    assert "max abs diff ?" in tensor_summary("ckpt.pt", clean)
+    assert clean_tensor_report({"loadable": "yes"}) == {"loadable": False, "error": "unknown"}

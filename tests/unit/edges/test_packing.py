@@ -216,3 +216,24 @@ def test_the_walk_goes_as_deep_as_the_listing_without_recursion(tmp_path: Path) 
     too_deep = ["/".join(["d"] * i) for i in range(1, 3000)]  # past what a path can name
     with pytest.raises(RecordError, match="nests deeper"):
         list(_walk(tmp_path, too_deep))
+
+
+def test_a_hard_link_in_an_archive_arrives_as_a_copy_of_what_it_names(tmp_path: Path) -> None:
+    """Docker's archive sends a file's second name as a hard link: dropped, the output would
+    be missing from the manifest and never compared."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        data = b"weights" * 100
+        info = tarfile.TarInfo("outputs/model.pt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+        for name, target in (("outputs/best.pt", "outputs/model.pt"), ("outputs/x", "/etc/passwd")):
+            link = tarfile.TarInfo(name)
+            link.type, link.linkname = tarfile.LNKTYPE, target
+            tar.addfile(link)
+    found = unpack(iter([buf.getvalue()]), tmp_path / "out", strip="outputs", limit=1 << 20)
+    assert (tmp_path / "out/best.pt").read_bytes() == data
+    assert os.stat(tmp_path / "out/best.pt").st_ino != os.stat(tmp_path / "out/model.pt").st_ino
+    assert found.skipped == ["x (hard link)"] and not (tmp_path / "out/x").exists()
+    with pytest.raises(RecordError, match="over 1000 bytes"):
+        unpack(iter([buf.getvalue()]), tmp_path / "again", strip="outputs", limit=1000)

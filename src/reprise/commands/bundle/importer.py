@@ -9,6 +9,7 @@ import shutil
 import tarfile
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +231,11 @@ def _verify_run(staging: Path, header: Header) -> dict[str, Any]:
             raise BundleError(
                 f"run/manifest.json is not a valid manifest: {exc}", member="run/manifest.json"
             ) from exc
+    if record["run_id"][:15] > (datetime.now(UTC) + timedelta(days=1)).strftime("%Y%m%d-%H%M%S"):
+        raise BundleError(  # it would be every later "latest" here
+            f"run {record['run_id']} is dated in the future: a run id is when the run began",
+            member="run/run.json",
+        )
     if record["status"] not in FINAL_STATES:
         raise BundleError(
             f"run/run.json says the run is still {record['status']!r}: only finished runs are bundled",
