@@ -115,12 +115,15 @@ def bundle_inspect(file: str, as_json: bool) -> None:
     if as_json:
         emit_json(info)
         return
-    click.echo(f"run         {info['run_id']} ({info['experiment']})")
+    from reprise.core.display import printable  # the bundle's author wrote every value
+
     click.echo(
-        f"image       {info['image']['id']} ({len(info['image'].get('diff_ids') or [])} layers)"
+        f"run         {printable(str(info['run_id']))} ({printable(str(info['experiment']))})"
     )
+    layers = len(info["image"].get("diff_ids") or [])
+    click.echo(f"image       {printable(str(info['image']['id']))} ({layers} layers)")
     if info["image"].get("repo_digest"):
-        click.echo(f"pushed as   {info['image']['repo_digest']}")
+        click.echo(f"pushed as   {printable(str(info['image']['repo_digest']))}")
     for part, totals in sorted(info["parts"].items()):
         click.echo(f"{part + '/':<11} {totals['files']} files, {human_bytes(totals['bytes'])}")
     click.echo(f"outputs     {'included' if info['with_outputs'] else 'not included'}")

@@ -53,6 +53,12 @@ def push_run(engine: Engine, run_dir: Path, registry: str, say: Say) -> str:
             f"the run's image {image['id']} is not in this engine",
             hint="pull it (reprise reproduce --registry ...) or import the run's bundle first",
         )
+    held = engine.image_attrs(tag)
+    if held is None or held.get("Id") != image["id"]:
+        # The record names a tag this engine does not hold for that image (a bundle's run
+        # may name any project's): pushed under the run's own name, never another's tag.
+        tag = f"{keys.IMAGE_REPO_PREFIX}/runs:{record['run_id']}"
+        say(f"the run's image is not {image.get('tag')} here: pushing it as {tag}")
     ref = push_image(engine, image["id"], tag, registry, say)
     record = read_record(run_dir)
     record["image"]["repo_digest"] = ref

@@ -29,7 +29,7 @@ from reprise.core.bundleformat import (
     missing_members,
     verify_member,
 )
-from reprise.core.display import human_bytes
+from reprise.core.display import human_bytes, printable
 from reprise.core.errors import BundleError, EngineError, RecordError
 from reprise.core.image import sha256
 from reprise.core.manifest import Manifest
@@ -96,7 +96,8 @@ def import_bundle(
         if record.get("volatile"):
             say(
                 "warning: the bundle's run declares volatile outputs, recorded but never "
-                f"compared when it is reproduced or diffed: {', '.join(record['volatile'])}"
+                "compared when it is reproduced or diffed: "
+                + printable(", ".join(str(v) for v in record["volatile"]))
             )
         return result
     finally:
