@@ -118,7 +118,10 @@ def adopt_pulled(
     (its spec hash: lock, base, Python, template) are those of the project at ``root`` as it
     stands: tagged as the project's own build would tag it, so that the next `reprise build`
     reuses it instead of building a different one. A tag that exists is never moved; any
-    doubt leaves the image untagged."""
+    doubt leaves the image untagged. Only an image this machine assembled before (its
+    layers are in reprise's cache) is adopted: an image's labels say whatever its maker
+    wrote, and a record (a bundle's) can name any image, so a label match proves nothing."""
+    from reprise.commands.layercache import load_layers
     from reprise.edges.docker import Engine
 
     if root is None or not source.startswith("pulled") or backend.executor["kind"] != "local":
@@ -136,6 +139,9 @@ def adopt_pulled(
         )
         return
     if engine.image_attrs(plan.tag) is not None:
+        return
+    if load_layers(image_id) is None:
+        say(f"the pulled image was not built on this machine: not tagged {plan.tag}")
         return
     repo, tag = plan.tag.rsplit(":", 1)
     engine.tag(image_id, repo, tag)
