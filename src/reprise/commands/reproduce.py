@@ -36,7 +36,6 @@ from reprise.core.errors import (
     EXIT_DIVERGED,
     EXIT_NOTHING_COMPARED,
     DataChangedError,
-    ProjectError,
     RecordError,
     RepriseError,
     TargetMismatchError,
@@ -104,12 +103,7 @@ def ensure_code(code: CodeState, runs_dir: Path, repo: Path | None) -> Path:
             f"the code of commit {code.commit[:12]} is not cached and no git repository was given",
             hint="run reproduce inside the project's repository (or pass --project), or use a bundle",
         )
-    try:
-        export_code(repo, code.commit, code.patch, path, subdir=code.subdir)
-    except ProjectError:
-        if path.is_dir():
-            return path  # this repository lacks the commit: the bundle's code it is
-        raise
+    export_code(repo, code.commit, code.patch, path, subdir=code.subdir)  # or the bundle's
     return path
 
 

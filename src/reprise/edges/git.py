@@ -181,9 +181,19 @@ def made_here(dest: Path) -> bool:
 
 def export_code(repo: Path, commit: str, patch: bytes, dest: Path, *, subdir: str = "") -> None:
     """Write the tree at ``commit`` (its ``subdir``, plus ``patch``) into ``dest``, atomically.
-    A folder already there that a bundle brought is replaced by the repository's own tree."""
+    A folder already there that a bundle brought is replaced by the repository's own tree;
+    kept only when ``repo`` cannot give that commit (the rerun of an imported run)."""
     if dest.exists() and made_here(dest):
         return
+    try:
+        _export(repo, commit, patch, dest, subdir)
+    except ProjectError:
+        if dest.is_dir() and not dest.is_symlink():
+            return  # no repository with that commit here: the bundle's code it is
+        raise
+
+
+def _export(repo: Path, commit: str, patch: bytes, dest: Path, subdir: str) -> None:
     repo = repo_root(repo)  # git archive of a subtree must run from the repository's top
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
