@@ -124,15 +124,16 @@ def _tiny(work: Path) -> Path:
     return root
 
 
+def _reprise(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """One `reprise` command in the project ``root``, its output captured; it must succeed."""
+    return subprocess.run(
+        [*REPRISE, "--project", str(root), *args], capture_output=True, text=True, check=True
+    )
+
+
 def _built(root: Path, *flags: str) -> dict[str, Any]:
     """`reprise build --json` of the project (reused when built): its image's tag and id."""
-    out = subprocess.run(
-        [*REPRISE, "--project", str(root), "build", "--json", *flags],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return dict(json.loads(out))
+    return dict(json.loads(_reprise(root, "build", "--json", *flags).stdout))
 
 
 def fig_warm_run(reps: int, work: Path) -> list[Figure]:
@@ -349,12 +350,7 @@ def _example_run(work: Path) -> tuple[Path, str, float]:
     init_repo(root)
     subprocess.run([*REPRISE, "--project", str(root), "build"], check=True, capture_output=True)
     start = time.perf_counter()
-    out = subprocess.run(
-        [*REPRISE, "--project", str(root), "run", "--json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = _reprise(root, "run", "--json").stdout
     return root, json.loads(out)["run_id"], time.perf_counter() - start
 
 
@@ -580,12 +576,7 @@ def _layers(root: Path, *flags: str) -> tuple[str, list[dict[str, object]], floa
 
 def _tag_of(root: Path) -> str:
     """The tag `reprise build` would give the project's image (its dry run says it)."""
-    err = subprocess.run(
-        [*REPRISE, "--project", str(root), "build", "--dry-run"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stderr
+    err = _reprise(root, "build", "--dry-run").stderr
     return err.split("image tag: ", 1)[1].split()[0]
 
 
