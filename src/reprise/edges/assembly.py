@@ -1,8 +1,8 @@
 """Packing the environment the build stage made into the final image's layers, and loading
 that image into the engine (see ``core.layers`` for what goes where and why).
 
-The build stage's files are copied out of a created (never started) container, unpacked into
-a scratch folder, and packed layer by layer in sorted order with deterministic headers; each
+The build stage's files are copied out of a container of it (``edges.stagecopy``), unpacked
+into a scratch folder (in memory when small), and packed layer by layer in sorted order with deterministic headers; each
 layer's sha256 (its diff id) is computed as it is written. The image is then loaded as a
 docker-archive holding the config and reprise's layers only: the engine has the base's.
 """

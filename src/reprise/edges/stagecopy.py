@@ -1,7 +1,7 @@
-"""Copying the build stage's files out of a created (never started) container: the whole
-environment, or, when some heavy packages' layers are reused, every folder and only the
-subtrees that hold something else (``core.copyout`` plans them), plus the heavy packages'
-RECORDs that say which file is whose."""
+"""Copying the build stage's files out of a container of it: the whole environment (copied
+out of the created container as it is), or, when some heavy packages' layers are reused,
+every file but theirs (``core.copyout`` names them; the container's own tar archives them
+in one go), plus the heavy packages' RECORDs that say which file is whose."""
 
 from __future__ import annotations
 
