@@ -71,7 +71,7 @@ def copy_out(
 
     def one(copy: Copy) -> None:
         stream = engine.get_archive(container, copy.path)
-        unpack(stream, copy.folder, strip=copy.strip, keep=copy.keep, limit=limit)
+        unpack(stream, copy.folder, strip=copy.strip, limit=limit)
 
     try:
         for path in files:  # first: nothing unpacked yet could have put a link on the way
@@ -155,12 +155,11 @@ def _chunks(source: IO[bytes]) -> Iterator[bytes]:
 @dataclass(frozen=True)
 class Copy:
     """``path`` of the image unpacked into ``folder``: ``strip`` its archive's top entry
-    (or "" to keep it); members for which ``keep`` is false left out."""
+    (or "" to keep it)."""
 
     path: str
     folder: Path
     strip: str
-    keep: Callable[[str, tarfile.TarInfo], bool] = lambda _r, _i: True
 
 
 def whole(path: str, dest: Path) -> Copy:

@@ -145,15 +145,9 @@ def unpack(
                 rel = _relative(info.name, strip)
                 if rel is None or not keep(rel, info):
                     continue
-                if limit is not None and out.bytes + info.size > limit:
-                    raise RecordError(
-                        f"the archive of {strip or dest.name} holds over {limit} bytes"
-                    )
+                _within(out.bytes + info.size, limit, strip or dest.name)  # before writing
                 _member(tar, info, rel, strip, folders, out, progress)
-                if limit is not None and out.bytes > limit:  # a hard link's copy counts too
-                    raise RecordError(
-                        f"the archive of {strip or dest.name} holds over {limit} bytes"
-                    )
+                _within(out.bytes, limit, strip or dest.name)  # a hard link's copy counts too
     except (tarfile.TarError, BundleError, RecursionError) as exc:
         raise RecordError(
             f"the archive of {strip or dest.name} is not a valid tar: {exc}"
@@ -161,6 +155,11 @@ def unpack(
     finally:
         folders.close()
     return out
+
+
+def _within(size: int, limit: int | None, what: str) -> None:
+    if limit is not None and size > limit:
+        raise RecordError(f"the archive of {what} holds over {limit} bytes")
 
 
 def _relative(name: str, strip: str) -> str | None:
