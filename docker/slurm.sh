@@ -5,8 +5,9 @@
 # The namespaces share the host's files: the runs directory is the same on every node.
 #
 #   docker/slurm.sh up [NODE...]                make (or check) the cluster; idempotent
-#   docker/slurm.sh down [--purge] [NODE...]    stop slurmctld, munged and every slurmd, then
-#                                               the nodes' test hosts (--purge: their state too)
+#   docker/slurm.sh down [--purge] [NODE...]    stop slurmctld, munged, every slurmd and what its
+#                                               jobs left running, then the nodes' test hosts
+#                                               (--purge: their state too)
 #   docker/slurm.sh slurmd-stop [--kill] NODE   stop one node's slurmd (--kill: SIGKILL, a crash)
 #   docker/slurm.sh status                      the daemons, and sinfo
 #
@@ -241,12 +242,25 @@ wait_idle() {
   die "nodes not idle after 30 s:${bad} (logs: ${SSTATE}/slurmctld.log, ${SSTATE}/nodes/*/slurmd.log)"
 }
 
+# stepds_of NODE: the pids of the slurmstepd processes in node NODE's network namespace.
+stepds_of() {
+  local p ns
+  host_vars "$1"
+  [ -e "$NSPATH" ] || return 0
+  ns=$(ns_id "$NSPATH") || return 0
+  for p in $(pgrep -x slurmstepd || true); do
+    [ "$(readlink "/proc/${p}/ns/net" 2>/dev/null)" != "$ns" ] || echo "$p"
+  done
+}
+
 stop_cluster() {
   local pid d n
   for d in "${SSTATE}"/nodes/*/; do
     [ -d "$d" ] || continue
     n=${d%/}; n=${n##*/}
     if pid=$(pid_of "${d}slurmd.pid" "slurmd -D -N ${n} "); then stop_tree "$pid" "${n}: slurmd"; fi
+    # A job's steps outlive their slurmd (it starts them detached): what is left of them goes too.
+    for pid in $(stepds_of "$n"); do (HARD=1; stop_tree "$pid" "${n}: a job's step daemon"); done
   done
   if pid=$(ctld_pid); then stop_tree "$pid" slurmctld; fi
   if pid=$(munged_pid); then stop_tree "$pid" munged; fi

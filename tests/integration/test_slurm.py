@@ -247,6 +247,67 @@ def test_a_node_whose_slurmd_dies_mid_run_fails_with_the_reason(cluster: str, dd
     )
 
 
+def _node_part(run_dir: Path, node: str) -> list[int]:
+    """The pids of node ``node``'s part of the run (``bash SCRIPT node``, as srun started it)
+    and of its children (the docker client, the lifeline's keeper)."""
+    part = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if (
+            argv[0].rsplit(b"/", 1)[-1] == b"bash"
+            and len(argv) > 2
+            and argv[1].startswith(str(run_dir).encode())
+            and argv[2:3] == [b"node"]
+            and f"SLURMD_NODENAME={node}".encode() in environ
+        ):
+            part.append(int(proc.name))
+    children = []
+    for pid in part:
+        with open(f"/proc/{pid}/task/{pid}/children") as kids:
+            children += [int(k) for k in kids.read().split()]
+    return part + children
+
+
+def test_a_node_part_killed_outright_leaves_no_container_behind(cluster: str, ddp: Path) -> None:
+    """SIGKILL, as Slurm's own kill or a node's lost slurmd leaves it: no trap runs, the docker
+    client dies, and the container must still go (its stdin lifeline) rather than train on."""
+    before = _runs(ddp)
+    cli = _start(ddp, "2", "--no-requeue")
+    run_dir = _live(ddp, cli, before, "step 2 ")
+    node = Engine.connect(f"unix://{HOSTS_STATE / 's2' / 'docker.sock'}")
+    assert len(node.containers_with_label(keys.LABEL_RUN_DIR)) == 1
+    pids = _node_part(run_dir, "s2")
+    assert len(pids) >= 2, pids  # the part and its docker client at least
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    _wait_for(
+        lambda: node.containers_with_label(keys.LABEL_RUN_DIR) == [],
+        timeout=60,
+        what="the job's container on s2 to go",
+    )
+    _out, err = cli.communicate(timeout=300)
+    record = read_record(run_dir)
+    assert record["status"] == "failed", (record.get("reason"), err[-2000:])
+    assert cli.returncode not in (0, None)
+    assert "step 30" not in (run_dir / "logs" / "rank-1.log").read_text()  # it trained no more
+
+
+def test_a_job_killed_for_memory_on_a_node_fails_with_the_reason(cluster: str, ddp: Path) -> None:
+    hog = "b = bytearray(300 * 1024 * 1024)\nfor i in range(0, len(b), 4096): b[i] = 1\n"
+    args = ["run", "--slurm", "--nodes", "1", "--memory", "64m", "--json"]
+    result = reprise(ddp, *args, "--", "python", "-c", hog, timeout=300)
+    assert result.returncode == 1, result.stderr[-4000:]
+    record = _record(result)
+    assert record["status"] == "failed"
+    assert record["reason"].startswith("out of memory (memory limit 64m)"), record["reason"]
+    exit_file = ddp / "runs" / "spiral" / record["run_id"] / "slurm" / "node-0.exit"
+    assert exit_file.read_text().split() == ["137", "true"]
+
+
 def test_a_runs_dir_not_shared_with_the_nodes_is_refused_before_submitting(
     cluster: str, ddp: Path, tmp_path: Path
 ) -> None:
