@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -100,10 +101,11 @@ def read_record(run_dir: Path) -> dict[str, Any]:
 
 
 def code_cache(runs_dir: Path, commit: str, subdir: str | None, patch_hash: str | None) -> Path:
-    """Where the code at a commit (plus a patch) is kept beside the runs; every part validated."""
+    """Where the code at a commit (plus a patch) is kept beside the runs; every part validated.
+    A project folder is named by its path's hash: no two folders share a place."""
     names.commit(commit, "code commit")
     sub = names.subdir(subdir)
-    key = commit + (f"-{sub.replace('/', '_')}" if sub else "")
+    key = commit + (f"-{hashlib.sha256(sub.encode()).hexdigest()[:16]}" if sub else "")
     if patch_hash:
         key += f"-{names.sha256_digest(patch_hash, 'code patch hash')[7:23]}"
     return runs_dir / ".cache" / "code" / key

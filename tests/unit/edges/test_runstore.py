@@ -5,7 +5,13 @@ from pathlib import Path
 import pytest
 
 from reprise.core.errors import InvalidNameError, RecordError, RunNotFoundError
-from reprise.edges.runstore import atomic_write, create_run_dir, find_run, read_record
+from reprise.edges.runstore import (
+    atomic_write,
+    code_cache,
+    create_run_dir,
+    find_run,
+    read_record,
+)
 
 from ...recordcraft import valid_record, write_run
 
@@ -86,3 +92,16 @@ def test_a_runs_dir_the_overlay_cannot_name_is_refused_before_anything_is_made(
         check_runs_dir(runs)
     assert caught.value.exit_code == 2 and "runs-dir" in (caught.value.hint or "")
     assert not (tmp_path / odd).exists()
+
+
+def test_each_project_folder_of_a_commit_has_its_own_code_cache(tmp_path: Path) -> None:
+    commit = "a" * 40
+    places = {
+        code_cache(tmp_path, commit, sub, patch)
+        for sub in ("", "a/b", "a_b", "a-b", "a/b/c")
+        for patch in (None, "sha256:" + "1" * 64)
+    }
+    assert len(places) == 10
+    assert all(p.parent == tmp_path / ".cache" / "code" for p in places)
+    with pytest.raises(InvalidNameError):
+        code_cache(tmp_path, commit, "../elsewhere", None)
