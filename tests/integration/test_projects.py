@@ -293,6 +293,43 @@ def test_a_run_with_no_outputs_proves_nothing(tmp_path: Path) -> None:
     assert "nothing was compared" in card and "reproduced bit-for-bit" not in card
 
 
+def test_an_incomplete_manifest_whose_files_agree_is_inconclusive(tmp_path: Path) -> None:
+    """The original's manifest stands for one that hit its entry limit (a million entries
+    are too many to make here): it lists one of the two outputs and says it is incomplete."""
+    script = (
+        "from reprise_runtime import outputs_dir\n"
+        "d = outputs_dir(); d.mkdir(parents=True, exist_ok=True)\n"
+        "(d / 'a.txt').write_text('a\\n'); (d / 'b.txt').write_text('b\\n')\n"
+    )
+    root = _project(
+        tmp_path / "cut",
+        "cut",
+        {"train.py": script},
+        extra='\n[tool.reprise]\ncommand = "python train.py"\n',
+    )
+    result, record = _run(root)
+    assert result.exit_code == 0, result.stderr
+    manifest_path = _run_dir(root, record) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"] = [f for f in manifest["files"] if f["path"] != "outputs/b.txt"]
+    manifest.update(complete=False, note="more than 1 entries")
+    manifest_path.write_text(json.dumps(manifest))
+    again = _cli(root, "reproduce", record["run_id"], "--json")
+    assert again.exit_code == 7, again.stderr
+    verdict = json.loads(again.stdout)
+    assert verdict["verdict"] == "inconclusive" and verdict["files"]["extra"] == ["outputs/b.txt"]
+    assert "original: more than 1 entries" in verdict["files"]["incomplete"]
+    assert verdict["details"][-1].endswith(
+        "what an incomplete manifest left out was never compared"
+    )
+    human = _cli(root, "reproduce", record["run_id"])
+    assert (
+        human.exit_code == 7 and "verdict  inconclusive: a manifest is incomplete" in human.stdout
+    )
+    card = (_run_dir(root, record) / "model_card.md").read_text()
+    assert "inconclusive" in card and "reproduced bit-for-bit" not in card
+
+
 def test_volatile_files_are_recorded_not_compared_and_text_shows_its_first_difference(
     tmp_path: Path,
 ) -> None:

@@ -97,8 +97,10 @@ def reproduce(
     """Rerun past runs from their records and prove the outputs bit-for-bit identical.
 
     RUN is a run id, a unique prefix or the suffix of one, a name, latest or latest~N, a run
-    directory, or a bundle file (imported first). Exit codes: 0 identical, 5 diverged, 6 nothing compared (the run has no output),
-    2 bad input, 3 could not reproduce (image unavailable, --strict mismatch), 4 project.
+    directory, or a bundle file (imported first). Exit codes: 0 identical, 5 diverged, 6
+    nothing compared (the run has no output), 7 inconclusive (a manifest is incomplete and
+    what both list agrees), 2 bad input, 3 could not reproduce (image unavailable, --strict
+    mismatch), 4 project.
 
     \b
     Examples:
@@ -240,6 +242,10 @@ def _report_verdict(verdict: Any) -> None:
         click.echo(
             f"verdict  {word('nothing compared')}: the run produced no output to prove identical"
         )
+    elif verdict.verdict == "inconclusive":
+        click.echo(f"verdict  {word('inconclusive')}: a manifest is incomplete")
+        for line in verdict.details:
+            click.echo(f"  - {line}")
     elif verdict.verdict == "diverged":
         click.echo(f"verdict  {word('diverged')}")
         for line in verdict.details:
@@ -272,7 +278,7 @@ def diff(
     one line: how many tensors differ and by how much, every one with -v).
 
     Exit code 0 when the outputs are identical, 5 when they differ, 6 when neither run has
-    an output to compare.
+    an output to compare, 7 when a manifest is incomplete and what both list agrees.
 
     \b
     Examples:
@@ -302,7 +308,11 @@ def diff(
         for line in result["summary"]:
             if line.startswith("outputs  "):  # identical / differ, coloured on a terminal
                 verdict = line[9:].split(" ", 1)[0].rstrip(":")
-                colour = {"identical": "identical", "differ": "diverged"}.get(verdict)
+                colour = {
+                    "identical": "identical",
+                    "differ": "diverged",
+                    "inconclusive": "inconclusive",
+                }.get(verdict)
                 line = (
                     "outputs  "
                     + (word(colour).replace(colour, verdict) if colour else verdict)
@@ -310,4 +320,6 @@ def diff(
                 )
             click.echo(line)
     outputs = result["outputs"]
-    ctx.exit(0 if outputs["identical"] else 6 if outputs["nothing_compared"] else 5)
+    from reprise.core.errors import VERDICT_EXIT
+
+    ctx.exit(VERDICT_EXIT[str(outputs["outcome"])])

@@ -26,6 +26,7 @@ STATUS_COLOURS = {
     "diverged": "red",
     "error": "red",
     "nothing": "yellow",
+    "inconclusive": "yellow",
 }
 _state = {"quiet": False}
 

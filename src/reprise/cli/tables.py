@@ -22,7 +22,13 @@ STATUS_STYLES = {
     "interrupted": "yellow",
     "lost": "magenta",
 }
-VERDICT_STYLES = {"identical": "green", "diverged": "red", "error": "red"}
+VERDICT_STYLES = {
+    "identical": "green",
+    "diverged": "red",
+    "inconclusive": "yellow",
+    "nothing-compared": "yellow",
+    "error": "red",
+}
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,7 @@ from reprise.core.cardsettings import CardSettings
 from reprise.core.divergence import TargetDifference, target_differences
 from reprise.core.errors import (
     EXIT_BAD_INPUT,
-    EXIT_DIVERGED,
-    EXIT_NOTHING_COMPARED,
+    VERDICT_EXIT,
     DataChangedError,
     RecordError,
     RepriseError,
@@ -190,10 +189,9 @@ def _judge(
     diff = compare_manifests(original, again, record.get("volatile") or ())
     verdict.files = diff
     same_status = rerun["status"] == record["status"]
-    if diff.identical and same_status:
-        verdict.verdict, verdict.exit_code = "identical", 0
-    elif diff.nothing_compared and same_status:
-        verdict.verdict, verdict.exit_code = "nothing-compared", EXIT_NOTHING_COMPARED
+    verdict.verdict = diff.outcome(same_status)
+    verdict.exit_code = VERDICT_EXIT[verdict.verdict]
+    if verdict.verdict == "nothing-compared":
         verdict.details.append(
             "the run produced no output to compare: nothing was proven identical"
             + (
@@ -202,12 +200,16 @@ def _judge(
                 else ""
             )
         )
-    else:
-        verdict.verdict, verdict.exit_code = "diverged", EXIT_DIVERGED
+    elif verdict.verdict != "identical":
         kinds = ({e.path: e.kind for e in original.files}, {e.path: e.kind for e in again.files})
         verdict.reports, verdict.details = explain(
             backend, image_id, run_dir, rerun_dir, diff, kinds
         )
+        if verdict.verdict == "inconclusive":
+            verdict.details.append(
+                f"the {len(diff.same)} files both manifests list are bit-for-bit the same; "
+                "what an incomplete manifest left out was never compared"
+            )
         if rerun["status"] != record["status"]:
             verdict.details.insert(
                 0, f"status: {record['status']} originally, {rerun['status']} in the rerun"

@@ -95,6 +95,11 @@ def reproduction_line(r: dict[str, Any]) -> str:
             f"rerun on {where}, {day} (run {r['run_id']}): nothing was compared, the run "
             "produced no output, so nothing is proven reproduced"
         )
+    if r.get("verdict") == "inconclusive":
+        return (
+            f"rerun on {where}, {day} (run {r['run_id']}): inconclusive, a manifest is "
+            "incomplete; what both list matched, the rest was never compared"
+        )
     return f"{r.get('verdict')}: rerun on {where}, {day} (run {r['run_id']}) did not match"
 
 

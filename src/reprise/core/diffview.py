@@ -65,6 +65,11 @@ def output_lines(outputs: Mapping[str, Any], details: Sequence[str], verbose: bo
         head = f"outputs  identical ({outputs.get('same', 0)} files)"
     elif outputs.get("nothing_compared"):
         head = "outputs  none to compare"
+    elif outputs.get("outcome") == "inconclusive":
+        head = (
+            f"outputs  inconclusive: {outputs.get('same', 0)} files the same, "
+            "but a manifest is incomplete"
+        )
     else:
         differing = (
             len(outputs.get("changed") or [])

@@ -11,6 +11,7 @@ Exit codes (the README's table):
     4   the project is not usable as it is: pyproject.toml, uv.lock, settings, git tree
     5   a reproduction (or diff) diverged
     6   a reproduction compared nothing: no output to prove identical
+    7   a reproduction is inconclusive: a manifest is incomplete, and what both list agrees
     70  an internal error of reprise (a bug: please report it)
     130 interrupted
 """
@@ -23,8 +24,16 @@ EXIT_UNAVAILABLE = 3
 EXIT_PROJECT = 4
 EXIT_DIVERGED = 5
 EXIT_NOTHING_COMPARED = 6
+EXIT_INCONCLUSIVE = 7
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+# Each verdict a comparison of outputs gives (``ManifestDiff.outcome``), with its exit code.
+VERDICT_EXIT = {
+    "identical": 0,
+    "diverged": EXIT_DIVERGED,
+    "nothing-compared": EXIT_NOTHING_COMPARED,
+    "inconclusive": EXIT_INCONCLUSIVE,
+}
 
 
 class Detached(KeyboardInterrupt):

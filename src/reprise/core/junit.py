@@ -10,7 +10,9 @@ from typing import Any
 def verdicts_to_junit(
     verdicts: Sequence[dict[str, Any]], *, suite: str = "reprise reproduce"
 ) -> str:
-    failures = sum(1 for v in verdicts if v["verdict"] in ("diverged", "nothing-compared"))
+    failures = sum(
+        1 for v in verdicts if v["verdict"] in ("diverged", "nothing-compared", "inconclusive")
+    )
     errors = sum(1 for v in verdicts if v["verdict"] == "error")
     total_time = sum(v.get("duration_s") or 0.0 for v in verdicts)
     root = ET.Element(
@@ -37,6 +39,14 @@ def verdicts_to_junit(
                 f"{len(files.get('missing', []))} missing, {len(files.get('extra', []))} extra"
             )
             failure = ET.SubElement(case, "failure", message=message, type="diverged")
+            failure.text = "\n".join(v.get("details") or [])
+        elif v["verdict"] == "inconclusive":
+            failure = ET.SubElement(
+                case,
+                "failure",
+                message="inconclusive: a manifest is incomplete, and what both list agrees",
+                type="inconclusive",
+            )
             failure.text = "\n".join(v.get("details") or [])
         elif v["verdict"] == "nothing-compared":
             failure = ET.SubElement(

@@ -146,6 +146,20 @@ class ManifestDiff:
     def nothing_compared(self) -> bool:
         return self.equal and not self.same
 
+    def outcome(self, same_status: bool = True) -> str:
+        """The verdict this comparison supports: ``identical``; ``nothing-compared`` (no
+        output at all); ``inconclusive`` (a manifest hit a limit and no file both list
+        differs: what it left out was never compared, and a file one lists and the other
+        not may only have been left out); else ``diverged``. A run that ended otherwise
+        than its original (``same_status`` false) diverged, whatever its files."""
+        if not same_status or self.changed:
+            return "diverged"
+        if self.incomplete:
+            return "inconclusive"
+        if self.missing or self.extra:
+            return "diverged"
+        return "identical" if self.same else "nothing-compared"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "identical": self.identical,
@@ -156,6 +170,7 @@ class ManifestDiff:
             "incomplete": list(self.incomplete),
             "volatile": list(self.volatile),
             "nothing_compared": self.nothing_compared,
+            "outcome": self.outcome(),
         }
 
 

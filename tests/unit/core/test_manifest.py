@@ -58,6 +58,23 @@ def test_an_incomplete_manifest_is_never_identical() -> None:
     cut = Manifest("blake3", full.files, complete=False, note="more than 1 entries")
     diff = compare_manifests(full, cut)
     assert not diff.identical and diff.incomplete == ("rerun: more than 1 entries",)
+    assert diff.outcome() == "inconclusive" and diff.to_dict()["outcome"] == "inconclusive"
+
+
+def test_each_outcome_of_a_comparison() -> None:
+    full = _m(("a", H1), ("b", H2))
+    cut = Manifest("blake3", full.files[:1], complete=False, note="limit")
+    other = _m(("a", H2), ("b", H2))
+    assert compare_manifests(full, full).outcome() == "identical"
+    assert compare_manifests(_m(), _m()).outcome() == "nothing-compared"
+    assert compare_manifests(full, other).outcome() == "diverged"
+    assert compare_manifests(full, _m(("a", H1))).outcome() == "diverged"  # b missing
+    # b only left out of a manifest that hit its limit: not proven to differ
+    assert compare_manifests(full, cut).outcome() == "inconclusive"
+    # a file both list differs: proven, however incomplete
+    assert compare_manifests(other, cut).outcome() == "diverged"
+    # a rerun that ended otherwise diverged, whatever its files
+    assert compare_manifests(full, full).outcome(same_status=False) == "diverged"
 
 
 def test_roundtrip_keeps_kinds_and_completeness() -> None:
