@@ -103,7 +103,13 @@ def test_import_after_deleting_everything_then_reproduce_identical(
         if engine.image_attrs(image.image_id) is not None:
             repo, tag = image.plan.tag.split(":")
             engine.tag(image.image_id, repo, tag)  # keep the shared image for others
-    assert read_record(Path(imported["run_dir"]))["run_id"] == record["run_id"]
+    imported_record = read_record(Path(imported["run_dir"]))
+    assert imported_record["run_id"] == record["run_id"]
+    said = imported_record["imported"]  # the record says it was made elsewhere
+    assert said["bundle"] == path.name and said["with_outputs"] is True
+    assert said["outputs_checked"] >= 2 and said["at"]  # every output, against the manifest
+    shown = CliRunner().invoke(cli, ["show", record["run_id"], "--runs-dir", str(runs)])
+    assert f"from {path.name} ({said['outputs_checked']} output files checked" in shown.stdout
     again = CliRunner().invoke(
         cli, ["bundle", "import", str(path), "--runs-dir", str(runs), "--json"]
     )
@@ -313,3 +319,33 @@ def test_header_and_record_disagree_on_the_image(
     )
     assert result.exit_code == 2
     assert "but its run was made with sha256:9999" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("altered", "run/checkpoints/final.pt is not the file named in the run's manifest"),
+        ("added", "run/outputs/planted.txt is not in the run's manifest"),
+    ],
+)
+def test_outputs_that_are_not_the_manifests_are_refused(
+    exported: tuple[Path, Path, dict[str, Any]], tmp_path: Path, change: str, message: str
+) -> None:
+    """The index is the bundle's own word: an author who altered an output and indexed it
+    anew is caught by the run's manifest, which the outputs must match."""
+    path, _, _ = exported
+    header, members = read_members(path)
+    kept = [m for m in members if not m.name.startswith("image/")]  # the engine has it
+    if change == "altered":
+        for m in kept:
+            if m.name == "run/checkpoints/final.pt":
+                m.data = m.data[:-1] + bytes([m.data[-1] ^ 1])
+    else:
+        kept.append(Member("run/outputs/planted.txt", b"not the job's\n"))
+    crafted = Crafted(kept, image=header.image, run_id=header.run_id, experiment=header.experiment)
+    bundle = crafted.write(tmp_path / f"{change}.reprise")
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(cli, ["bundle", "import", str(bundle), "--runs-dir", str(runs)])
+    assert result.exit_code == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not any(runs.rglob("run.json")) and not list(runs.glob(".import-*"))

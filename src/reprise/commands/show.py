@@ -43,6 +43,17 @@ def describe_run(
     if executor.get("kind") == "remote":
         fetched = "" if record.get("fetched", True) else "; outputs not fetched: reprise fetch"
         lines.append(f"ran on     {executor.get('host')}{fetched}")
+    imported = record.get("imported") or {}
+    if imported:
+        carried = (
+            f"{imported.get('outputs_checked', 0)} output files checked against its manifest"
+            if imported.get("with_outputs")
+            else "without its outputs"
+        )
+        lines.append(
+            f"imported   {imported.get('at')} from {printable(str(imported.get('bundle')))}"
+            f" ({carried}): made elsewhere"
+        )
     lines.append(f"command    {shell_command(record.get('command') or [])}")
     lines.append(f"image      {image.get('tag')} ({image.get('id')})")
     if image.get("repo_digest"):

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from reprise.commands.bundle.export import RECORD_FILES, code_state_of
+from reprise.commands.bundle.export import RECORD_FILES, RUNTIME_RECORD, code_state_of
 from reprise.commands.bundle.image import ImageCheck, image_stream
 from reprise.commands.bundle.inspect import open_stream, read_first_header, stream_error
 from reprise.commands.inputs import code_dir
@@ -37,7 +37,7 @@ from reprise.core.progress import Meter, Say
 from reprise.core.record import FINAL_STATES, parse_record
 from reprise.edges.docker import Engine
 from reprise.edges.git import apply_patch
-from reprise.edges.runstore import check_runs_dir, read_record
+from reprise.edges.runstore import check_runs_dir, read_record, utc_now, write_record
 from reprise.edges.streams import Prefetch
 
 # Loaded images are tagged here, and only here: never under a project's own repository.
@@ -76,7 +76,8 @@ def import_bundle(
                 image_id = str(header.image["id"])
                 existed = engine.image_attrs(image_id) is not None
                 seen: set[str] = set()
-                loaded = _stage_members(engine, tar, header, seen, staging, existed, say)
+                outputs: dict[str, tuple[str, int]] = {}
+                loaded = _stage_members(engine, tar, header, seen, staging, existed, outputs, say)
                 missing = missing_members(header.members, seen)
                 if missing:
                     raise BundleError(
@@ -87,8 +88,15 @@ def import_bundle(
         if not existed:
             loaded_new = _loaded_id(loaded, image_id)
         record = _verify_run(staging, header)
+        checked = _verify_outputs(staging, outputs)
         patch = _patch(staging, record)
         _verify_image(engine, header, record)
+        record["imported"] = {  # whatever the bundle's record said of it
+            "at": utc_now(),
+            "bundle": printable(path.name)[:200],
+            "with_outputs": header.with_outputs,
+            "outputs_checked": checked,
+        }
         result = _register(
             engine, staging, runs_dir, header, record, patch, loaded=not existed, say=say
         )
@@ -148,9 +156,12 @@ def _stage_members(
     seen: set[str],
     staging: Path,
     image_present: bool,
+    outputs: dict[str, tuple[str, int]],
     say: Say,
 ) -> list[str]:
-    """Check every member; stage run/ and code/ files, stream image/ ones into docker load."""
+    """Check every member; stage run/ and code/ files, stream image/ ones into docker load.
+    Each staged file of the job's folders is hashed as its manifest hashes it, into
+    ``outputs`` (path in the run: blake3, size)."""
     loaded: list[str] = []
     index = header.by_path()
     image_id = str(header.image["id"])
@@ -181,13 +192,16 @@ def _stage_members(
             break
         if entry.kind == "dir":
             continue
-        _stage_file(tar, info, entry, _stage_target(staging, entry))
+        digest = _stage_file(tar, info, entry, _stage_target(staging, entry))
+        if entry.path.startswith(_RUN_DIRS):
+            outputs[entry.path.removeprefix("run/")] = (digest, info.size)
     return loaded
 
 
 def _stage_file(
     tar: tarfile.TarFile, info: tarfile.TarInfo, entry: IndexEntry, target: Path
-) -> None:
+) -> str:
+    """Stage one member, checked against the index; its blake3 (a manifest's hash too)."""
     source = tar.extractfile(info)
     assert source is not None
     reader = HashingReader(source, info.size)
@@ -203,7 +217,38 @@ def _stage_file(
         raise BundleError(
             f"member {entry.path!r} cannot be staged: {exc.strerror or exc}", member=entry.path
         ) from exc
-    verify_member(entry, reader.hasher.hexdigest(), written)
+    digest = str(reader.hasher.hexdigest())
+    verify_member(entry, digest, written)
+    return digest
+
+
+def _verify_outputs(staging: Path, outputs: dict[str, tuple[str, int]]) -> int:
+    """Every file of the job's folders the bundle carries is the one its manifest names (by
+    blake3 and size); only the console log and the runtime record are not in a manifest.
+    Returns how many were checked."""
+    unlisted = {keys.RUN_LOG, RUNTIME_RECORD}
+    checked = [p for p in outputs if p not in unlisted]
+    if not checked:
+        return 0
+    path = staging / "run" / keys.RUN_MANIFEST
+    if not path.is_file():
+        raise BundleError(
+            f"the bundle carries outputs ({printable(checked[0])}) but no run/manifest.json "
+            "to check them against",
+            member=f"run/{checked[0]}",
+        )
+    listed = Manifest.from_json(path.read_bytes()).by_path()
+    for rel in sorted(checked):
+        entry = listed.get(rel)
+        digest, size = outputs[rel]
+        if entry is None or entry.kind != "file" or (entry.hash, entry.size) != (digest, size):
+            why = "is not in" if entry is None else "is not the file named in"
+            raise BundleError(
+                f"run/{printable(rel)} {why} the run's manifest: the outputs were altered "
+                "after the run, or the bundle was mis-assembled",
+                member=f"run/{rel}",
+            )
+    return len(checked)
 
 
 def _verify_run(staging: Path, header: Header) -> dict[str, Any]:
@@ -311,6 +356,7 @@ def _register(
             apply_patch(code_src, patch)
         code_dest.parent.mkdir(parents=True, exist_ok=True)
         code_src.rename(code_dest)
+    write_record(staging / "run", record)
     final.parent.mkdir(parents=True, exist_ok=True)
     for sub in (*keys.RUN_JOB_DIRS, keys.RUN_OVERLAY_DIR):
         (staging / "run" / sub).mkdir(exist_ok=True)
