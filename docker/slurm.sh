@@ -13,7 +13,7 @@
 #
 # NODE defaults to "s1 s2" (never h1/h2, which the remote-host tests use). Names as for
 # testhosts.sh; node NAME is host NAME (netns reprise-NAME, address 10.77.N.2).
-# Installs Debian's slurm-wlm and munge with apt when missing. STATE is
+# Installs Debian's slurm-wlm, munge and podman (with catatonit) with apt when missing. STATE is
 # ${REPRISE_SLURM_STATE:-/var/lib/reprise-slurm}:
 #   munge/munge.key (one key for the cluster, owner munge, mode 400), munged's pid, log, seed;
 #     its socket is /run/reprise-slurm/munge.socket (never the system's /run/munge);
@@ -26,6 +26,8 @@
 # stay known to scontrol for an hour after they end (MinJobAge); sacct reads the job completion log.
 # The site's TaskProlog (task-prolog.sh) gives every task of node NAME
 #   DOCKER_HOST=unix://<testhosts state>/NAME/docker.sock   (that node's engine, not the host's)
+#   CONTAINERS_CONF, CONTAINERS_STORAGE_CONF=STATE/nodes/NAME/podman/*.conf (that node's Podman:
+#                                                         its own storage, runc, this machine's limits)
 #   GLOO_SOCKET_IFNAME=NCCL_SOCKET_IFNAME=rpn-NAME          (the namespaces share one hostname)
 # The last line on stdout of `up` is SLURM_CONF=STATE/slurm.conf (export it for sinfo, sbatch,
 # reprise). Progress goes to stderr. Must run as root. Stopping uses pid files only.
@@ -66,6 +68,8 @@ slurm_install() {
   command -v sbatch >/dev/null || missing+=(slurm-client)
   command -v munged >/dev/null && command -v mungekey >/dev/null || missing+=(munge)
   command -v setpriv >/dev/null || missing+=(util-linux)
+  command -v podman >/dev/null || missing+=(podman)
+  command -v catatonit >/dev/null || missing+=(catatonit)
   [ ${#missing[@]} -gt 0 ] || return 0
   command -v apt-get >/dev/null || die "missing: ${missing[*]}, and no apt-get here. Install Slurm (slurmctld, slurmd, its client) and munge with your package manager."
   say "installing ${missing[*]} (apt-get)"
@@ -117,13 +121,49 @@ start_munge() {
 
 # ---------------------------------------------------------------- configuration
 
+# podman_conf NODE: that node's Podman configuration folder (its own storage, as a real node's).
+podman_conf() { echo "${SSTATE}/nodes/$1/podman"; }
+
+# write_podman_conf NODE: containers.conf and storage.conf of node NODE's Podman. This machine
+# needs runc (crun refuses its hybrid cgroups) and limits no higher than its own hard ones
+# (podman's default nofile of 1048576 cannot be set here).
+write_podman_conf() {
+  local dir nofile nproc
+  dir=$(podman_conf "$1")
+  install -d -m 700 "$dir"
+  nofile=$(ulimit -Hn); nproc=$(ulimit -Hu)
+  [ "$nofile" != unlimited ] || nofile=1048576
+  if [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ]; then nproc=32768; fi
+  write_if_changed "${dir}/containers.conf" 644 "# Written by reprise docker/slurm.sh: node $1's Podman.
+[containers]
+default_ulimits = [\"nofile=${nofile}:${nofile}\", \"nproc=${nproc}:${nproc}\"]
+
+[engine]
+runtime = \"runc\"
+cgroup_manager = \"cgroupfs\"
+events_logger = \"file\"
+tmp_dir = \"/run/reprise-podman-$1/libpod\"" || true
+  write_if_changed "${dir}/storage.conf" 644 "# Written by reprise docker/slurm.sh: node $1's Podman.
+[storage]
+driver = \"overlay\"
+graphroot = \"${dir}/storage\"
+runroot = \"/run/reprise-podman-$1/storage\"" || true
+}
+
+# podman_on NODE ARG...: podman as node NODE's tasks run it.
+podman_on() {
+  local dir
+  dir=$(podman_conf "$1"); shift
+  CONTAINERS_CONF="${dir}/containers.conf" CONTAINERS_STORAGE_CONF="${dir}/storage.conf" podman "$@"
+}
+
 # write_conf NODE...: slurm.conf and the task prolog for these nodes; CONF_CHANGED=1 if either changed.
 write_conf() {
   local n cpus first_h="" nodes="" lines="" prolog hosts_base
   cpus=$(nproc)
   hosts_base="$BASE"
   prolog="#!/bin/sh
-# Written by reprise docker/slurm.sh: a node's tasks use that node's Docker engine and interface.
+# Written by reprise docker/slurm.sh: a node's tasks use that node's Docker engine, Podman and interface.
 case \"\$SLURMD_NODENAME\" in"
   for n in "$@"; do
     host_vars "$n"
@@ -133,6 +173,8 @@ case \"\$SLURMD_NODENAME\" in"
     lines+="NodeName=${n} NodeAddr=${ADDR_N} CPUs=${cpus} RealMemory=1000 State=UNKNOWN"$'\n'
     prolog+="
   ${n}) echo 'export DOCKER_HOST=unix://${hosts_base}/${n}/docker.sock'
+      echo 'export CONTAINERS_CONF=${SSTATE}/nodes/${n}/podman/containers.conf'
+      echo 'export CONTAINERS_STORAGE_CONF=${SSTATE}/nodes/${n}/podman/storage.conf'
       echo 'export GLOO_SOCKET_IFNAME=${VETH_N}'
       echo 'export NCCL_SOCKET_IFNAME=${VETH_N}' ;;"
   done
@@ -142,6 +184,7 @@ esac"
   CONF_CHANGED=0
   install -d -m 755 "${SSTATE}/ctld" "${SSTATE}/nodes"
   for n in "$@"; do [ -d "${SSTATE}/nodes/${n}" ] || install -d -m 755 "${SSTATE}/nodes/${n}"; done
+  for n in "$@"; do write_podman_conf "$n"; done
   write_if_changed "$PROLOG" 755 "$prolog" && CONF_CHANGED=1 || true
   write_if_changed "$CONF" 644 "# Written by reprise docker/slurm.sh. Do not edit.
 ClusterName=reprise
@@ -259,8 +302,12 @@ stop_cluster() {
     [ -d "$d" ] || continue
     n=${d%/}; n=${n##*/}
     if pid=$(pid_of "${d}slurmd.pid" "slurmd -D -N ${n} "); then stop_tree "$pid" "${n}: slurmd"; fi
-    # A job's steps outlive their slurmd (it starts them detached): what is left of them goes too.
+    # A job's steps outlive their slurmd (it starts them detached): what is left of them goes too,
+    # and the containers of the node's Podman (each kept by a conmon of its own).
     for pid in $(stepds_of "$n"); do (HARD=1; stop_tree "$pid" "${n}: a job's step daemon"); done
+    if command -v podman >/dev/null && [ -f "$(podman_conf "$n")/storage.conf" ]; then
+      podman_on "$n" rm --all --force --time 0 >/dev/null 2>&1 || say "${n}: warning: podman rm --all failed"
+    fi
   done
   if pid=$(ctld_pid); then stop_tree "$pid" slurmctld; fi
   if pid=$(munged_pid); then stop_tree "$pid" munged; fi

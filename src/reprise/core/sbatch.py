@@ -24,7 +24,7 @@ from reprise import __version__
 from reprise.core import keys
 from reprise.core.errors import UsageError
 from reprise.core.resources import Resources
-from reprise.core.slurm import SlurmOptions
+from reprise.core.slurm import ENGINE_RUNTIMES, SlurmOptions
 from reprise.core.templating import render, template_text
 
 # Where Slurm writes into the run directory (reprise's, never the job's).
@@ -91,7 +91,7 @@ def plain_path(path: str, what: str) -> str:
 def security(options: SlurmOptions) -> dict[str, object]:
     """The isolation each runtime gives the job, for the record."""
     network = "host" if options.nodes > 1 else "none"
-    if options.runtime == "docker":
+    if options.runtime in ENGINE_RUNTIMES:
         return {"network": network, "no_new_privileges": True, "cap_drop": ["ALL"]}
     # Apptainer and enroot run the job as the submitting user, on the node's network.
     return {"network": "host", "no_new_privileges": True, "cap_drop": ["ALL"], "user": "submitter"}
@@ -194,14 +194,16 @@ def render_sbatch(job: BatchJob, options: SlurmOptions) -> str:
     for path in (job.work, job.archive, job.workdir):
         if path is not None:
             plain_path(path, "the path")
-    if options.runtime != "docker" and not job.image_ref:
+    if options.runtime not in ENGINE_RUNTIMES and not job.image_ref:
         raise UsageError(
             f"the {options.runtime} runtime pulls the image by its digest, and this image has none",
             hint="push it to a registry the cluster's nodes reach (reprise build --push "
             "--registry HOST/NAMESPACE), then run again",
         )
     cpus = job.threads * options.procs_per_node
+    engine = options.runtime in ENGINE_RUNTIMES
     common = {
+        "template": "engine" if engine else options.runtime,
         "version": __version__,
         "run_id": job.run_id,
         "run_dir": run_dir,
@@ -243,7 +245,14 @@ def render_sbatch(job: BatchJob, options: SlurmOptions) -> str:
         "lifeline": shlex.quote(lifeline()),
         "launch_inside": launch(job, options, inside=True),
     }
-    return render(template_text(f"slurm/{options.runtime}.sbatch.j2"), context)
+    if engine:
+        context.update(
+            cli=options.runtime,
+            engine_name={"docker": "Docker engine", "podman": "Podman"}[options.runtime],
+            # podman names an image by the hex of its id alone
+            engine_id=job.image_id if options.runtime == "docker" else job.image_id[7:],
+        )
+    return render(template_text(f"slurm/{common['template']}.sbatch.j2"), context)
 
 
 def job_environment(environment: Mapping[str, str], options: SlurmOptions) -> dict[str, str]:

@@ -13,7 +13,10 @@ from typing import Any
 
 from reprise.core.errors import SettingsError, UsageError
 
-RUNTIMES = ("docker", "apptainer", "pyxis")
+RUNTIMES = ("docker", "podman", "apptainer", "pyxis")
+# Runtimes with an engine's command line on each node: the image loaded there from an archive
+# reprise writes beside the runs, the job as the container's user, isolated as a local run.
+ENGINE_RUNTIMES = ("docker", "podman")
 MAX_NODES = 4096
 MAX_GPUS_PER_NODE = 64
 MAX_RESTARTS = 1000  # more requeues than this are counted as this many
@@ -353,12 +356,14 @@ def _int(value: str | None) -> int | None:
 
 _HOST_KEYS = {"node": "node", "hostname": "hostname", "cpu": "cpu", "cpus": "cpu_count"}
 _HOST_KEYS.update({"memory_kib": "memory_kib", "docker": "docker_version"})
+_HOST_KEYS["podman"] = "podman_version"
 MAX_NODE_GPUS = 64
 
 
 def parse_node_host(text: str) -> dict[str, Any]:
     """A node's description as its part of the batch script wrote it (``key=value`` lines; the
-    node's word, bounded): hostname, CPU model and count, memory, Docker version, GPUs."""
+    node's word, bounded): hostname, CPU model and count, memory, Docker or Podman version,
+    GPUs."""
     host: dict[str, Any] = {"gpus": []}
     for line in text.splitlines()[: 16 + MAX_NODE_GPUS]:
         key, sep, value = line.partition("=")

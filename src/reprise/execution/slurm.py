@@ -2,10 +2,10 @@
 
 A job is a batch script (``core.sbatch``) kept as ``slurm/job.sbatch`` in the run directory,
 submitted held and released once the run records its job id. Each node runs the run's image
-in its container runtime (its own Docker engine, Apptainer or pyxis); the job writes the run's
+in its container runtime (its own Docker engine, Podman, Apptainer or pyxis); the job writes the run's
 folders where it is, so nothing is brought back. Its output is each rank's log and the batch
 step's (``execution.slurmlogs``); its state is what ``scontrol`` (or ``sacct``) says. The image
-is built here; Docker nodes load it from a docker-archive beside the runs
+is built here; Docker and Podman nodes load it from a docker-archive beside the runs
 (``<runs-dir>/.cache/images/``), Apptainer and pyxis nodes pull it by its digest.
 """
 
@@ -38,6 +38,7 @@ from reprise.core.sbatch import (
     submit_env,
 )
 from reprise.core.slurm import (
+    ENGINE_RUNTIMES,
     INTERRUPTED,
     SlurmJob,
     SlurmOptions,
@@ -167,8 +168,8 @@ class SlurmBackend(Backend):
         return LocalBackend(self.engine).has_image(image_id)
 
     def ensure_image(self, image_id: str, refs: Sequence[str], say: Say) -> str:
-        """The image must be here first: Docker nodes load it from the runs directory, the
-        other runtimes pull it by its digest."""
+        """The image must be here first: Docker and Podman nodes load it from the runs
+        directory, the other runtimes pull it by its digest."""
         return LocalBackend(self.engine).ensure_image(image_id, refs, say)
 
     def _digest_ref(self, image_id: str) -> str | None:
@@ -201,7 +202,7 @@ class SlurmBackend(Backend):
 
     # --- the job ----------------------------------------------------------------------------
     def batch_job(self, spec: JobSpec, *, archive: Path | None, image_ref: str | None) -> BatchJob:
-        docker = self.options.runtime == "docker"
+        docker = self.options.runtime in ENGINE_RUNTIMES
         binds: list[Bind] = []
         work = None
         for mount in job_mounts(spec):
@@ -266,7 +267,7 @@ class SlurmBackend(Backend):
         """Write the batch script into the run directory and submit it held."""
         runs_dir = spec.run_dir.parent.parent
         archive = image_ref = None
-        if self.options.runtime == "docker":
+        if self.options.runtime in ENGINE_RUNTIMES:
             archive = self._archive(spec.image, runs_dir, lambda _: None)
         else:
             image_ref = self._digest_ref(spec.image)

@@ -80,6 +80,20 @@ def test_golden_sbatch_docker_gpus() -> None:
     check_golden("slurm/docker-gpus.sbatch", text)
 
 
+def test_golden_sbatch_podman_gpus() -> None:
+    """Podman on the nodes: the Docker script's shape; GPUs by CDI names, the overlay as
+    podman mounts one, the image compared by podman's bare id, its state read before it goes."""
+    options = SlurmOptions(nodes=2, gpus_per_node=4, runtime="podman")
+    text = render_sbatch(_job(), options)
+    _bash_parses(text)
+    assert "docker" not in text.replace("docker-archive", "")
+    assert f"!= {IMAGE.removeprefix('sha256:')} ]" in text
+    assert 'gpus+=(--device "nvidia.com/gpu=$d")' in text
+    assert ":O,upperdir=$upper,workdir=$scratch" in text
+    assert "podman run --init --interactive" in text  # no --rm: OOMKilled is read first
+    check_golden("slurm/podman-gpus.sbatch", text)
+
+
 def test_golden_sbatch_apptainer() -> None:
     options = SlurmOptions(nodes=2, gpus_per_node=8, runtime="apptainer", time="2-00:00:00")
     text = render_sbatch(_job(work=None, workdir="/workspace/code", image_ref=REF), options)

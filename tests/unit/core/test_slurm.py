@@ -42,7 +42,7 @@ def test_settings_table_and_flags() -> None:
     [
         ({"nodes": 0}, "slurm.nodes"),
         ({"nodes": True}, "slurm.nodes"),
-        ({"runtime": "podman"}, "slurm.runtime"),
+        ({"runtime": "singularity"}, "slurm.runtime"),
         ({"partition": "a b"}, "slurm.partition"),
         ({"account": "--all"}, "slurm.account"),
         ({"gpus": 2}, "slurm.gpus"),
