@@ -4,7 +4,8 @@ by :func:`render_sbatch`, from a :class:`BatchJob` and the run's
 
 One task per node; in it, one container of the run's image. With more than one rank, torchrun
 starts the node's ranks, its rendezvous taken from Slurm's environment: the first node of the
-allocation (by the address Slurm has for it) as the host, ``SLURM_NODEID`` as the node rank,
+allocation (by the address Slurm has for it; a one-node job's loopback, its container may have
+no network) as the host, ``SLURM_NODEID`` as the node rank,
 ``SLURM_NNODES`` x ranks per node as the world size. Each rank's output goes to
 ``logs/rank-K.log`` and its runtime record to ``runtime/rank-K.json``; the batch step's own
 output (Slurm's, the runtime's, torchrun's) to ``slurm/job.out``.
@@ -228,7 +229,9 @@ def render_sbatch(job: BatchJob, options: SlurmOptions) -> str:
         "archive": job.archive,
         "work": job.work,
         "work_target": keys.CONTAINER_WORK,
-        "rendezvous": template_text("slurm/rendezvous.sbatch.j2").rstrip("\n"),
+        "rendezvous": render(
+            template_text("slurm/rendezvous.sbatch.j2"), {"nodes": options.nodes}
+        ).strip("\n"),
         "node_host": render(
             template_text("slurm/nodehost.sbatch.j2"),
             {"run_dir": run_dir, "runtime": options.runtime, "gpus": bool(options.gpus_per_node)},

@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -41,12 +42,53 @@ def ssh_target(url: str) -> list[str]:
     return [*args, "--", parts.hostname]
 
 
+PREFIX = "reprise-ssh-"
+OWNER = "owner"  # "PID START": the process that made the folder (its start time, in ticks)
+_SWEEP_LIMIT = 64
+
+
+def _process_id(pid: int) -> str | None:
+    """``pid`` and its start time (field 22 of /proc/PID/stat): a pid reused later differs."""
+    try:
+        stat_text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat_text[stat_text.rfind(")") + 2 :].split()
+    return f"{pid} {fields[19]}" if len(fields) > 19 else None
+
+
+def sweep_stale(tmp: Path) -> int:
+    """Remove the folders of this user's reprise processes that were killed before they could
+    (SIGKILL runs no atexit): each names its maker, and a maker no longer running leaves it
+    behind. A folder without that name, another user's, or a link is left alone. Returns how
+    many went."""
+    uid, gone = os.getuid(), 0
+    for n, entry in enumerate(tmp.glob(f"{PREFIX}*")):
+        if n >= _SWEEP_LIMIT:
+            break
+        try:
+            info = entry.lstat()
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid:
+                continue
+            owner = (entry / OWNER).read_text()[:64].split()
+        except OSError:
+            continue
+        if len(owner) != 2 or not owner[0].isdigit():
+            continue
+        if _process_id(int(owner[0])) != " ".join(owner):
+            shutil.rmtree(entry, ignore_errors=True)
+            gone += 1
+    return gone
+
+
 class SshDial:
     """A Unix socket (``path``) in a private folder; every connection made to it is piped
     through ``ssh ... HOST docker system dial-stdio`` over one shared SSH connection."""
 
     def __init__(self, url: str) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="reprise-ssh-"))  # mode 0700
+        sweep_stale(Path(tempfile.gettempdir()))
+        self.folder = Path(tempfile.mkdtemp(prefix=PREFIX))  # mode 0700
+        (self.folder / OWNER).write_text(_process_id(os.getpid()) or "")
         self.path = self.folder / "docker.sock"
         self._control = self.folder / "ctl"
         self._options = [

@@ -174,7 +174,9 @@ def merged_output(
     check_every: float = 1.0,
 ) -> Iterator[bytes]:
     """The run's output so far, and (with ``ended``) until ``ended()`` is true: then once more
-    everything the files hold, and the stream ends."""
+    everything the files hold, and the stream ends. The files are read every ``every``
+    seconds, every 50 ms in the first 30 s (a job's first lines show as they come, and a
+    queued job's files are not read that often for long)."""
     many = world_size > 1
     sources: dict[str, _Source] = {}
 
@@ -183,7 +185,7 @@ def merged_output(
             sources[rel] = _Source(rel, prefix.encode() if many else b"")
 
     add(OUTPUT, "[slurm] ")
-    last_check = 0.0
+    last_check, began = 0.0, time.monotonic()
     try:
         while True:
             for restart, rank in [*((0, r) for r in range(world_size)), *rank_logs(run_dir)]:
@@ -208,7 +210,7 @@ def merged_output(
                     yield rest
                 return
             if not out:
-                time.sleep(every)
+                time.sleep(0.05 if time.monotonic() - began < 30 else every)
     finally:
         for source in sources.values():
             source.close()

@@ -72,6 +72,16 @@ def test_golden_sbatch_docker_one_node_one_rank() -> None:
     check_golden("slurm/docker-1-node.sbatch", text)
 
 
+def test_one_node_ranks_meet_on_its_loopback_in_the_batch_step() -> None:
+    """A one-node job's container has no network: its ranks' rendezvous is its loopback, not
+    the node's address; its part runs in the batch step, no job step launched."""
+    text = render_sbatch(_job(), SlurmOptions(nodes=1, gpus_per_node=4))
+    _bash_parses(text)
+    assert "--network none" in text and "--nproc-per-node=4" in text
+    assert "MASTER_ADDR=127.0.0.1\n" in text and "NodeAddr" not in text
+    assert "srun --nodes" not in text and "\nnode || status=$?\n" in text
+
+
 def test_golden_sbatch_docker_gpus() -> None:
     options = SlurmOptions(nodes=2, gpus_per_node=4, account="ml", partition="gpu")
     text = render_sbatch(_job(), options)

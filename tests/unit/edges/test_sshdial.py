@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reprise.edges.sshdial import SshDial, ssh_target
+from reprise.edges.sshdial import OWNER, PREFIX, SshDial, ssh_target, sweep_stale
 
 
 def test_the_url_becomes_the_users_own_ssh_arguments() -> None:
@@ -72,3 +72,35 @@ def test_each_connection_is_piped_through_ssh_and_close_leaves_nothing(
     assert all("ControlMaster=auto" in c and "-l me -p 2222 -- gpu-box" in c for c in calls)
     assert sum(c.endswith("docker system dial-stdio") for c in calls) >= 2
     assert any("-O exit" in c for c in calls)  # the shared connection ended with the session
+
+
+def test_folders_of_killed_processes_are_swept_and_no_other(tmp_path: Path) -> None:
+    """A reprise killed with SIGKILL runs no atexit: the next one removes what it left, and
+    only that (a live maker's folder, a folder naming no maker, a link stay)."""
+    import subprocess
+
+    done = subprocess.run(["sh", "-c", "cat /proc/$$/stat"], capture_output=True, text=True)
+    dead_pid = done.stdout.split()[0]
+    dead_start = done.stdout[done.stdout.rfind(")") + 2 :].split()[19]
+    mine = Path(f"/proc/{os.getpid()}/stat").read_text()
+    mine_start = mine[mine.rfind(")") + 2 :].split()[19]
+    folders = {
+        "dead": f"{dead_pid} {dead_start}",
+        "reused": f"{os.getpid()} {int(mine_start) - 1}",  # this pid, another process's start
+        "alive": f"{os.getpid()} {mine_start}",
+        "nameless": None,
+    }
+    for name, owner in folders.items():
+        folder = tmp_path / f"{PREFIX}{name}"
+        folder.mkdir()
+        (folder / "docker.sock").write_text("")
+        if owner is not None:
+            (folder / OWNER).write_text(owner)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / OWNER).write_text(f"{dead_pid} {dead_start}")
+    (tmp_path / f"{PREFIX}link").symlink_to(outside)
+    assert sweep_stale(tmp_path) == 2
+    left = sorted(p.name.removeprefix(PREFIX) for p in tmp_path.glob(f"{PREFIX}*"))
+    assert left == ["alive", "link", "nameless"]
+    assert (outside / OWNER).is_file()
