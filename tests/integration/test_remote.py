@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -214,11 +215,20 @@ def test_a_killed_cli_leaves_the_remote_job_running_and_attach_brings_it_home(
         return None
 
     run_dir = _wait_for(started, timeout=120, what="the remote job's output")
+    left = [  # the killed CLI's private folder (its socket, the SSH control path)
+        folder
+        for folder in Path(tempfile.gettempdir()).glob("reprise-ssh-*")
+        if (folder / "owner").is_file()
+        and (folder / "owner").read_text().split()[:1] == [str(cli.pid)]
+    ]
+    assert len(left) == 1, left
     cli.send_signal(signal.SIGKILL)
     cli.wait(timeout=10)
     assert read_record(run_dir)["status"] == "running"
+    assert left[0].is_dir()  # no atexit ran
     attached = reprise(example, "attach", run_dir.name, "--json")
     assert attached.returncode == 0, attached.stderr
+    assert not left[0].exists()  # the next remote session swept it
     record = _record(attached)
     assert record["status"] == "succeeded" and record["fetched"] is True
     assert (run_dir / "logs" / "run.log").read_text().splitlines() == [
