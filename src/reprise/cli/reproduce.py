@@ -147,7 +147,9 @@ def reproduce(
         atomic_write(Path(junit_path), verdicts_to_junit(data))
     if as_json:
         emit_json(data[0] if len(data) == 1 else data)
-    ctx.exit(max(v.exit_code for v in verdicts))
+    from reprise.core.errors import combined_exit
+
+    ctx.exit(combined_exit([v.exit_code for v in verdicts]))
 
 
 @click.command()

@@ -27,6 +27,15 @@ EXIT_NOTHING_COMPARED = 6
 EXIT_INCONCLUSIVE = 7
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+# Several verdicts' one exit code: the gravest, a divergence first (proof of a difference),
+# then a failure to reproduce, then what proved nothing either way.
+_GRAVITY = {0: 0, 6: 1, 7: 2, 2: 3, 4: 4, 3: 5, 130: 6, 5: 7, 70: 8}
+
+
+def combined_exit(codes: list[int]) -> int:
+    return max(codes, key=lambda code: (_GRAVITY.get(code, 5), code), default=0)
+
+
 # Each verdict a comparison of outputs gives (``ManifestDiff.outcome``), with its exit code.
 VERDICT_EXIT = {
     "identical": 0,

@@ -132,6 +132,8 @@ class ManifestDiff:
     same: tuple[str, ...] = field(default=())
     incomplete: tuple[str, ...] = ()  # notes of the manifests that hit a limit
     volatile: tuple[str, ...] = ()  # recorded, declared volatile: not compared
+    original_complete: bool = True
+    rerun_complete: bool = True
 
     @property
     def identical(self) -> bool:
@@ -148,16 +150,18 @@ class ManifestDiff:
 
     def outcome(self, same_status: bool = True) -> str:
         """The verdict this comparison supports: ``identical``; ``nothing-compared`` (no
-        output at all); ``inconclusive`` (a manifest hit a limit and no file both list
-        differs: what it left out was never compared, and a file one lists and the other
-        not may only have been left out); else ``diverged``. A run that ended otherwise
-        than its original (``same_status`` false) diverged, whatever its files."""
+        output at all); ``inconclusive`` (a manifest hit a limit and nothing proves a
+        difference: what it left out was never compared); else ``diverged``. Proof of a
+        difference: a file both list that differs, a file the original lists and a complete
+        rerun lacks (or the reverse), or a rerun that ended otherwise than its original
+        (``same_status`` false). A file only one side lists, where the other side's
+        manifest is the incomplete one, may only have been left out of it."""
         if not same_status or self.changed:
+            return "diverged"
+        if (self.missing and self.rerun_complete) or (self.extra and self.original_complete):
             return "diverged"
         if self.incomplete:
             return "inconclusive"
-        if self.missing or self.extra:
-            return "diverged"
         return "identical" if self.same else "nothing-compared"
 
     def to_dict(self) -> dict[str, Any]:
@@ -222,4 +226,6 @@ def compare_manifests(
         same=tuple(same),
         incomplete=tuple(incomplete),
         volatile=tuple(sorted(skipped)),
+        original_complete=original.complete,
+        rerun_complete=rerun.complete,
     )

@@ -71,6 +71,11 @@ def test_each_outcome_of_a_comparison() -> None:
     assert compare_manifests(full, _m(("a", H1))).outcome() == "diverged"  # b missing
     # b only left out of a manifest that hit its limit: not proven to differ
     assert compare_manifests(full, cut).outcome() == "inconclusive"
+    assert compare_manifests(cut, full).outcome() == "inconclusive"
+    # the side that lacks b is complete: b is truly not there, however incomplete the other
+    listed_cut = Manifest("blake3", full.files, complete=False, note="limit")
+    assert compare_manifests(listed_cut, _m(("a", H1))).outcome() == "diverged"  # missing
+    assert compare_manifests(_m(("a", H1)), listed_cut).outcome() == "diverged"  # extra
     # a file both list differs: proven, however incomplete
     assert compare_manifests(other, cut).outcome() == "diverged"
     # a rerun that ended otherwise diverged, whatever its files
@@ -188,3 +193,14 @@ def test_a_hard_link_compares_as_the_file_it_is() -> None:
         Manifest.from_json(
             json.dumps({"files": [{"path": "o/a", "size": 1, "hash": None, "kind": "hardlink"}]})
         )
+
+
+def test_several_verdicts_exit_with_the_gravest() -> None:
+    """A divergence is never hidden by a larger exit code that proves less (inconclusive is 7,
+    nothing-compared 6); a reprise bug (70) shows above all."""
+    from reprise.core.errors import combined_exit
+
+    assert combined_exit([5, 7]) == 5 and combined_exit([7, 5, 6]) == 5
+    assert combined_exit([0, 6, 7]) == 7 and combined_exit([0, 6]) == 6
+    assert combined_exit([7, 3]) == 3 and combined_exit([2, 3, 4]) == 3
+    assert combined_exit([5, 70]) == 70 and combined_exit([0, 0]) == 0
