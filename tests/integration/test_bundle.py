@@ -9,6 +9,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+import blake3
 import pytest
 from click.testing import CliRunner, Result
 
@@ -108,6 +109,7 @@ def test_import_after_deleting_everything_then_reproduce_identical(
     said = imported_record["imported"]  # the record says it was made elsewhere
     assert said["bundle"] == path.name and said["with_outputs"] is True
     assert said["outputs_checked"] >= 2 and said["at"]  # every output, against the manifest
+    assert said["outputs_absent"] == 0
     shown = CliRunner().invoke(cli, ["show", record["run_id"], "--runs-dir", str(runs)])
     assert f"from {path.name} ({said['outputs_checked']} output files checked" in shown.stdout
     again = CliRunner().invoke(
@@ -326,20 +328,30 @@ def test_header_and_record_disagree_on_the_image(
     [
         ("altered", "run/checkpoints/final.pt is not the file named in the run's manifest"),
         ("added", "run/outputs/planted.txt is not in the run's manifest"),
+        ("rewritten", "run/manifest.json is not the manifest run.json names"),
     ],
 )
 def test_outputs_that_are_not_the_manifests_are_refused(
     exported: tuple[Path, Path, dict[str, Any]], tmp_path: Path, change: str, message: str
 ) -> None:
     """The index is the bundle's own word: an author who altered an output and indexed it
-    anew is caught by the run's manifest, which the outputs must match."""
+    anew is caught by the run's manifest, which the outputs must match; one who made the
+    manifest anew too, by the manifest's hash in run.json."""
     path, _, _ = exported
     header, members = read_members(path)
     kept = [m for m in members if not m.name.startswith("image/")]  # the engine has it
-    if change == "altered":
+    if change in ("altered", "rewritten"):
         for m in kept:
             if m.name == "run/checkpoints/final.pt":
                 m.data = m.data[:-1] + bytes([m.data[-1] ^ 1])
+                altered = m.data
+        for m in kept:  # and a manifest made anew to match it: run.json still names the old
+            if change == "rewritten" and m.name == "run/manifest.json":
+                manifest = json.loads(m.data)
+                for entry in manifest["files"]:
+                    if entry["path"] == "checkpoints/final.pt":
+                        entry["hash"] = blake3.blake3(altered).hexdigest()
+                m.data = json.dumps(manifest).encode()
     else:
         kept.append(Member("run/outputs/planted.txt", b"not the job's\n"))
     crafted = Crafted(kept, image=header.image, run_id=header.run_id, experiment=header.experiment)

@@ -50,6 +50,8 @@ def describe_run(
             if imported.get("with_outputs")
             else "without its outputs"
         )
+        if imported.get("with_outputs") and imported.get("outputs_absent"):
+            carried += f", {imported['outputs_absent']} it names not carried"
         lines.append(
             f"imported   {imported.get('at')} from {printable(str(imported.get('bundle')))}"
             f" ({carried}): made elsewhere"

@@ -88,14 +88,15 @@ def import_bundle(
         if not existed:
             loaded_new = _loaded_id(loaded, image_id)
         record = _verify_run(staging, header)
-        checked = _verify_outputs(staging, outputs)
+        checked, absent = _verify_outputs(staging, outputs)
         patch = _patch(staging, record)
         _verify_image(engine, header, record)
         record["imported"] = {  # whatever the bundle's record said of it
             "at": utc_now(),
             "bundle": printable(path.name)[:200],
-            "with_outputs": header.with_outputs,
+            "with_outputs": checked > 0,  # what came, not what the header says
             "outputs_checked": checked,
+            "outputs_absent": absent,  # named in the manifest, not in the bundle
         }
         result = _register(
             engine, staging, runs_dir, header, record, patch, loaded=not existed, say=say
@@ -222,15 +223,19 @@ def _stage_file(
     return digest
 
 
-def _verify_outputs(staging: Path, outputs: dict[str, tuple[str, int]]) -> int:
+def _verify_outputs(staging: Path, outputs: dict[str, tuple[str, int]]) -> tuple[int, int]:
     """Every file of the job's folders the bundle carries is the one its manifest names (by
     blake3 and size); only the console log and the runtime record are not in a manifest.
-    Returns how many were checked."""
+    Returns how many were checked, and how many regular files the manifest names that the
+    bundle does not carry."""
     unlisted = {keys.RUN_LOG, RUNTIME_RECORD}
     checked = [p for p in outputs if p not in unlisted]
-    if not checked:
-        return 0
     path = staging / "run" / keys.RUN_MANIFEST
+    if not checked:
+        if not path.is_file():
+            return 0, 0
+        files = [e for e in Manifest.from_json(path.read_bytes()).files if e.kind == "file"]
+        return 0, len(files)
     if not path.is_file():
         raise BundleError(
             f"the bundle carries outputs ({printable(checked[0])}) but no run/manifest.json "
@@ -248,7 +253,8 @@ def _verify_outputs(staging: Path, outputs: dict[str, tuple[str, int]]) -> int:
                 "after the run, or the bundle was mis-assembled",
                 member=f"run/{rel}",
             )
-    return len(checked)
+    absent = sum(1 for e in listed.values() if e.kind == "file" and e.path not in outputs)
+    return len(checked), absent
 
 
 def _verify_run(staging: Path, header: Header) -> dict[str, Any]:
@@ -269,14 +275,7 @@ def _verify_run(staging: Path, header: Header) -> dict[str, Any]:
             f"the header says {header.run_id!r} of {header.experiment!r}",
             member="run/run.json",
         )
-    manifest = staging / "run" / keys.RUN_MANIFEST
-    if manifest.is_file():
-        try:
-            Manifest.from_json(manifest.read_bytes())
-        except ValueError as exc:
-            raise BundleError(
-                f"run/manifest.json is not a valid manifest: {exc}", member="run/manifest.json"
-            ) from exc
+    _verify_manifest(staging / "run" / keys.RUN_MANIFEST, record.get("manifest"))
     if record["run_id"][:15] > (datetime.now(UTC) + timedelta(days=1)).strftime("%Y%m%d-%H%M%S"):
         raise BundleError(  # it would be every later "latest" here
             f"run {record['run_id']} is dated in the future: a run id is when the run began",
@@ -288,6 +287,30 @@ def _verify_run(staging: Path, header: Header) -> dict[str, Any]:
             member="run/run.json",
         )
     return record
+
+
+def _verify_manifest(path: Path, recorded: dict[str, Any] | None) -> None:
+    """The bundle's manifest is the one its record names (by the hash of its text, its size
+    and whether it is complete), and valid; a record that names none comes without one."""
+    member = f"run/{keys.RUN_MANIFEST}"
+    if not path.is_file():
+        if recorded:
+            raise BundleError(f"run.json names a manifest, and the bundle has no {member}")
+        return
+    raw = path.read_bytes()
+    try:
+        manifest = Manifest.from_json(raw)
+    except ValueError as exc:
+        raise BundleError(f"{member} is not a valid manifest: {exc}", member=member) from exc
+    if not recorded:
+        raise BundleError(f"the bundle has a {member}, and its run.json names none", member=member)
+    said = (recorded.get("hash"), recorded.get("files"), recorded.get("complete"))
+    if said != (sha256(raw), len(manifest.files), manifest.complete):
+        raise BundleError(
+            f"{member} is not the manifest run.json names (hash {str(said[0])[:19]}): the "
+            "outputs' record was altered after the run",
+            member=member,
+        )
 
 
 def _verify_image(engine: Engine, header: Header, record: dict[str, Any]) -> None:
