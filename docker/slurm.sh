@@ -13,7 +13,7 @@
 #
 # NODE defaults to "s1 s2" (never h1/h2, which the remote-host tests use). Names as for
 # testhosts.sh; node NAME is host NAME (netns reprise-NAME, address 10.77.N.2).
-# Installs Debian's slurm-wlm, munge and podman (with catatonit) with apt when missing. STATE is
+# Installs Debian's slurm-wlm, munge and podman with apt when missing. STATE is
 # ${REPRISE_SLURM_STATE:-/var/lib/reprise-slurm}:
 #   munge/munge.key (one key for the cluster, owner munge, mode 400), munged's pid, log, seed;
 #     its socket is /run/reprise-slurm/munge.socket (never the system's /run/munge);
@@ -69,7 +69,6 @@ slurm_install() {
   command -v munged >/dev/null && command -v mungekey >/dev/null || missing+=(munge)
   command -v setpriv >/dev/null || missing+=(util-linux)
   command -v podman >/dev/null || missing+=(podman)
-  command -v catatonit >/dev/null || missing+=(catatonit)
   [ ${#missing[@]} -gt 0 ] || return 0
   command -v apt-get >/dev/null || die "missing: ${missing[*]}, and no apt-get here. Install Slurm (slurmctld, slurmd, its client) and munge with your package manager."
   say "installing ${missing[*]} (apt-get)"

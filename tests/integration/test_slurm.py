@@ -251,7 +251,7 @@ def test_a_two_node_ddp_run_on_podman_succeeds_and_leaves_nothing_behind(
     assert record["executor"]["slurm"]["runtime"] == "podman"
     assert record["container"]["security"]["network"] == "host"
     run_dir = podman_ddp / "runs" / "spiral" / record["run_id"]
-    assert "podman run --init --interactive" in (run_dir / "slurm" / "job.sbatch").read_text()
+    assert "podman run --interactive --name" in (run_dir / "slurm" / "job.sbatch").read_text()
     for rank in (0, 1):
         assert f"rank {rank}/2 step 30" in (run_dir / "logs" / f"rank-{rank}.log").read_text()
         rank_record = json.loads((run_dir / "runtime" / f"rank-{rank}.json").read_text())
@@ -331,28 +331,40 @@ def _node_part(run_dir: Path, node: str) -> list[int]:
     return part + children
 
 
-def test_a_node_part_killed_outright_leaves_no_container_behind(cluster: str, ddp: Path) -> None:
-    """SIGKILL, as Slurm's own kill or a node's lost slurmd leaves it: no trap runs, the docker
-    client dies, and the container must still go (its stdin lifeline) rather than train on."""
+@pytest.mark.parametrize("project", ["ddp", "podman_ddp"])
+def test_a_node_part_killed_outright_leaves_no_container_running(
+    cluster: str, project: str, request: pytest.FixtureRequest
+) -> None:
+    """SIGKILL, as Slurm's own kill or a node's lost slurmd leaves it: no trap runs, the
+    client dies, and the container must still stop (its stdin lifeline) rather than train on.
+    Docker's also removes itself; Podman's stays, stopped (its state is read before removal)."""
+    ddp = cast(Path, request.getfixturevalue(project))
+    label = f"label={keys.LABEL_RUN_DIR}"
     before = _runs(ddp)
     cli = _start(ddp, "2", "--no-requeue")
     run_dir = _live(ddp, cli, before, "step 2 ")
     node = Engine.connect(f"unix://{HOSTS_STATE / 's2' / 'docker.sock'}")
-    assert len(node.containers_with_label(keys.LABEL_RUN_DIR)) == 1
+
+    def running() -> int:
+        if project == "ddp":
+            return len(node.containers_with_label(keys.LABEL_RUN_DIR))
+        return len(_podman("s2", "ps", "--quiet", "--filter", label).split())
+
+    assert running() == 1
     pids = _node_part(run_dir, "s2")
-    assert len(pids) >= 2, pids  # the part and its docker client at least
+    assert len(pids) >= 2, pids  # the part and its client at least
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
-    _wait_for(
-        lambda: node.containers_with_label(keys.LABEL_RUN_DIR) == [],
-        timeout=60,
-        what="the job's container on s2 to go",
-    )
+    _wait_for(lambda: running() == 0, timeout=60, what="the job's container on s2 to stop")
     _out, err = cli.communicate(timeout=300)
     record = read_record(run_dir)
     assert record["status"] == "failed", (record.get("reason"), err[-2000:])
     assert cli.returncode not in (0, None)
     assert "step 30" not in (run_dir / "logs" / "rank-1.log").read_text()  # it trained no more
+    if project == "podman_ddp":
+        stopped = _podman("s2", "ps", "--all", "--quiet", "--filter", label).split()
+        assert len(stopped) == 1  # stopped, kept: `podman container prune` removes it
+        _podman("s2", "rm", *stopped)
 
 
 @pytest.mark.parametrize("project", ["ddp", "podman_ddp"])

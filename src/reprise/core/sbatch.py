@@ -118,19 +118,6 @@ def rank_wrapper() -> str:
     )
 
 
-def lifeline(grace_s: int = 10) -> str:
-    """What the Docker runtime's container command runs under (POSIX sh): it reads its standard
-    input, the node's part's lifeline, in the background, and when that ends (the part or its
-    docker client killed) stops the command: TERM, then KILL ``grace_s`` later. The command's
-    own input is /dev/null. The reader is left to the container's init (docker run --init): a
-    signal to a container's first process is dropped unless that process handles it."""
-    return (
-        "exec 3<&0 </dev/null; ( { while read -r _; do :; done <&3; "
-        f"kill -TERM $$; sleep {grace_s}; kill -KILL $$; }} >/dev/null 2>&1 & ); "
-        'exec "$@" 3<&-'
-    )
-
-
 def launch(job: BatchJob, options: SlurmOptions, *, inside: bool) -> list[str]:
     """The container's command, as shell words: the rank wrapper, under torchrun when there
     is more than one rank. ``inside``: Slurm's variables are expanded in the container
@@ -245,7 +232,6 @@ def render_sbatch(job: BatchJob, options: SlurmOptions) -> str:
         "env_names": list(job.env_names),
         "site": list(SITE_VARIABLES),
         "launch": launch(job, options, inside=False),
-        "lifeline": shlex.quote(lifeline()),
         "launch_inside": launch(job, options, inside=True),
     }
     if engine:

@@ -165,6 +165,9 @@ def job_requeues(run_dir: Path, restarts: int) -> list[dict[str, Any]]:
     return requeues(text.decode("utf-8", errors="replace"), restarts)
 
 
+FAST_RANKS = 8
+
+
 def merged_output(
     run_dir: Path,
     world_size: int,
@@ -175,8 +178,8 @@ def merged_output(
 ) -> Iterator[bytes]:
     """The run's output so far, and (with ``ended``) until ``ended()`` is true: then once more
     everything the files hold, and the stream ends. The files are read every ``every``
-    seconds, every 50 ms in the first 30 s (a job's first lines show as they come, and a
-    queued job's files are not read that often for long)."""
+    seconds; for a job of at most FAST_RANKS ranks every 50 ms in the first 30 s (its first
+    lines show as they come; a queued job's files, or a large job's, are not read that often)."""
     many = world_size > 1
     sources: dict[str, _Source] = {}
 
@@ -185,7 +188,7 @@ def merged_output(
             sources[rel] = _Source(rel, prefix.encode() if many else b"")
 
     add(OUTPUT, "[slurm] ")
-    last_check, began = 0.0, time.monotonic()
+    last_check, began, fast = 0.0, time.monotonic(), world_size <= FAST_RANKS
     try:
         while True:
             for restart, rank in [*((0, r) for r in range(world_size)), *rank_logs(run_dir)]:
@@ -210,7 +213,7 @@ def merged_output(
                     yield rest
                 return
             if not out:
-                time.sleep(0.05 if time.monotonic() - began < 30 else every)
+                time.sleep(0.05 if fast and time.monotonic() - began < 30 else every)
     finally:
         for source in sources.values():
             source.close()

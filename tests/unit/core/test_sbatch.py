@@ -15,7 +15,6 @@ from reprise.core.sbatch import (
     Bind,
     enroot_ref,
     job_environment,
-    lifeline,
     render_sbatch,
     security,
 )
@@ -79,7 +78,7 @@ def test_one_node_ranks_meet_on_its_loopback_in_the_batch_step() -> None:
     _bash_parses(text)
     assert "--network none" in text and "--nproc-per-node=4" in text
     assert "MASTER_ADDR=127.0.0.1\n" in text and "NodeAddr" not in text
-    assert "srun --nodes" not in text and "\nnode || status=$?\n" in text
+    assert "srun --nodes" not in text and "/slurm/job.sbatch node || status=$?\n" in text
 
 
 def test_golden_sbatch_docker_gpus() -> None:
@@ -100,7 +99,7 @@ def test_golden_sbatch_podman_gpus() -> None:
     assert f"!= {IMAGE.removeprefix('sha256:')} ]" in text
     assert 'gpus+=(--device "nvidia.com/gpu=$d")' in text
     assert ":O,upperdir=$upper,workdir=$scratch" in text
-    assert "podman run --init --interactive" in text  # no --rm: OOMKilled is read first
+    assert "podman run --interactive --name" in text  # no --rm: OOMKilled is read first
     check_golden("slurm/podman-gpus.sbatch", text)
 
 
@@ -184,45 +183,3 @@ def test_sbatch_gets_what_a_shell_needs_and_the_runs_variables_never_the_users_s
         "REPRISE_SEED": "1",
         "HF_TOKEN": "given to the run",  # a secret the user gave the run, by name
     }
-
-
-def _lifeline(command: str) -> tuple[subprocess.Popen[bytes], int]:
-    """``command`` under the lifeline (1 s of grace), its stdin a pipe; the write end returned."""
-    import os
-
-    read, write = os.pipe()
-    proc = subprocess.Popen(
-        ["sh", "-c", lifeline(1), "reprise-lifeline", "sh", "-c", command],
-        stdin=read,
-        stdout=subprocess.PIPE,
-    )
-    os.close(read)
-    return proc, write
-
-
-def test_the_lifeline_stops_the_command_when_its_input_ends() -> None:
-    """The part's end (its stdin closed) is a TERM to the command, which exits with it; the
-    command's own stdin is /dev/null, not the lifeline."""
-    import os
-
-    proc, write = _lifeline(
-        'trap "echo term; exit 7" TERM; read -r x || echo eof; sleep 30 >/dev/null & wait'
-    )
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == b"eof\n"  # its input is empty, not the open pipe
-    assert proc.poll() is None  # it lives while the pipe is open
-    os.close(write)
-    assert proc.wait(timeout=10) == 7
-    assert proc.stdout.read() == b"term\n"
-
-
-def test_the_lifeline_kills_a_command_that_ignores_term() -> None:
-    import os
-    import time
-
-    proc, write = _lifeline('trap "" TERM; echo up; while :; do sleep 0.2; done')
-    assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
-    started = time.monotonic()
-    os.close(write)
-    assert proc.wait(timeout=10) == -9  # KILL, the grace after the TERM it ignored
-    assert time.monotonic() - started >= 0.9
