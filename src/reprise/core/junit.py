@@ -6,13 +6,17 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
 
+# The verdicts that fail a test case without a divergence, and what the failure says.
+_FAILURES = {
+    "inconclusive": "inconclusive: a manifest is incomplete, and nothing it lists differs",
+    "nothing-compared": "nothing compared: the run produced no output to prove identical",
+}
+
 
 def verdicts_to_junit(
     verdicts: Sequence[dict[str, Any]], *, suite: str = "reprise reproduce"
 ) -> str:
-    failures = sum(
-        1 for v in verdicts if v["verdict"] in ("diverged", "nothing-compared", "inconclusive")
-    )
+    failures = sum(1 for v in verdicts if v["verdict"] == "diverged" or v["verdict"] in _FAILURES)
     errors = sum(1 for v in verdicts if v["verdict"] == "error")
     total_time = sum(v.get("duration_s") or 0.0 for v in verdicts)
     root = ET.Element(
@@ -32,31 +36,18 @@ def verdicts_to_junit(
             name=str(v["run_id"]),
             time=f"{(v.get('duration_s') or 0.0):.3f}",
         )
-        if v["verdict"] == "diverged":
+        verdict = str(v["verdict"])
+        message = _FAILURES.get(verdict)
+        if verdict == "diverged":
             files = v.get("files") or {}
             message = (
                 f"diverged: {len(files.get('changed', []))} changed, "
                 f"{len(files.get('missing', []))} missing, {len(files.get('extra', []))} extra"
             )
-            failure = ET.SubElement(case, "failure", message=message, type="diverged")
+        if message is not None:
+            failure = ET.SubElement(case, "failure", message=message, type=verdict)
             failure.text = "\n".join(v.get("details") or [])
-        elif v["verdict"] == "inconclusive":
-            failure = ET.SubElement(
-                case,
-                "failure",
-                message="inconclusive: a manifest is incomplete, and what both list agrees",
-                type="inconclusive",
-            )
-            failure.text = "\n".join(v.get("details") or [])
-        elif v["verdict"] == "nothing-compared":
-            failure = ET.SubElement(
-                case,
-                "failure",
-                message="nothing compared: the run produced no output to prove identical",
-                type="nothing-compared",
-            )
-            failure.text = "\n".join(v.get("details") or [])
-        elif v["verdict"] == "error":
+        elif verdict == "error":
             error = ET.SubElement(
                 case, "error", message=str(v.get("error")), type="could-not-reproduce"
             )

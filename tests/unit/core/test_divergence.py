@@ -96,15 +96,22 @@ def test_junit_has_one_case_per_run_and_parses() -> None:
             "duration_s": 2.0,
         },
         {"run_id": "r3", "verdict": "error", "error": "image gone", "hint": "use a bundle"},
+        {"run_id": "r4", "verdict": "inconclusive", "details": ["manifest incomplete"]},
+        {"run_id": "r5", "verdict": "nothing-compared"},
     ]
     root = ET.fromstring(verdicts_to_junit(verdicts))
     assert root.tag == "testsuite"
-    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("3", "1", "1")
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("5", "3", "1")
     cases = root.findall("testcase")
-    assert [c.get("name") for c in cases] == ["r1", "r2", "r3"]
+    assert [c.get("name") for c in cases] == ["r1", "r2", "r3", "r4", "r5"]
     failure = cases[1].find("failure")
     assert failure is not None and "a: differs" in (failure.text or "")
     assert cases[2].find("error") is not None
+    failures = [c.find("failure") for c in cases[3:]]
+    assert [f.get("type") if f is not None else None for f in failures] == [
+        "inconclusive",
+        "nothing-compared",
+    ]
 
 
 def test_the_first_differing_line_of_a_text() -> None:
