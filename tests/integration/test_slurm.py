@@ -59,6 +59,8 @@ assert all(torch.equal(gathered[0], t) for t in gathered), "ranks disagree"
 if rank == 0:
     outputs_dir().mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), outputs_dir() / "model.pt")
+    if os.environ.get("WRITE_WORK"):  # the working directory: the run's work/
+        open("trained.txt", "w").write("done\\n")
     print("weights equal on all ranks", flush=True)
 dist.destroy_process_group()
 '''
@@ -201,7 +203,8 @@ def test_a_two_node_ddp_run_is_recorded_per_rank_and_reproduces_identical(
     cluster: str, ddp: Path
 ) -> None:
     started = time.monotonic()
-    result = reprise(ddp, "run", "--slurm", "--nodes", "2", "--json", "--", "python", "ddp.py")
+    args = ["run", "--slurm", "--nodes", "2", "--json", "--env", "WRITE_WORK=1"]
+    result = reprise(ddp, *args, "--", "python", "ddp.py")
     assert result.returncode == 0, result.stderr[-4000:]
     took = time.monotonic() - started
     record = _record(result)
@@ -219,6 +222,9 @@ def test_a_two_node_ddp_run_is_recorded_per_rank_and_reproduces_identical(
     assert "[rank 0] rank 0/2 step 30" in merged and "[rank 1] rank 1/2 step 30" in merged
     assert "weights equal on all ranks" in merged
     assert (run_dir / "outputs" / "model.pt").is_file()
+    assert (run_dir / "work" / "trained.txt").read_text() == "done\n"  # from the node's disk
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert "work/trained.txt" in {f["path"] for f in manifest["files"]}
     assert (run_dir / "slurm" / "job.sbatch").is_file()
     assert "logs/rank-*.log" in record["volatile"]
     nodes = record["runtime"]["nodes"]  # each node's own description
