@@ -87,8 +87,8 @@ def import_bundle(
             raise stream_error(exc, path) from exc
         if not existed:
             loaded_new = _loaded_id(loaded, image_id)
-        record = _verify_run(staging, header)
-        checked, absent = _verify_outputs(staging, outputs)
+        record, manifest = _verify_run(staging, header)
+        checked, absent = _verify_outputs(manifest, outputs)
         patch = _patch(staging, record)
         _verify_image(engine, header, record)
         record["imported"] = {  # whatever the bundle's record said of it
@@ -223,26 +223,24 @@ def _stage_file(
     return digest
 
 
-def _verify_outputs(staging: Path, outputs: dict[str, tuple[str, int]]) -> tuple[int, int]:
+def _verify_outputs(
+    manifest: Manifest | None, outputs: dict[str, tuple[str, int]]
+) -> tuple[int, int]:
     """Every file of the job's folders the bundle carries is the one its manifest names (by
     blake3 and size); only the console log and the runtime record are not in a manifest.
     Returns how many were checked, and how many regular files the manifest names that the
     bundle does not carry."""
     unlisted = {keys.RUN_LOG, RUNTIME_RECORD}
     checked = [p for p in outputs if p not in unlisted]
-    path = staging / "run" / keys.RUN_MANIFEST
     if not checked:
-        if not path.is_file():
-            return 0, 0
-        files = [e for e in Manifest.from_json(path.read_bytes()).files if e.kind == "file"]
-        return 0, len(files)
-    if not path.is_file():
+        return 0, sum(1 for e in manifest.files if e.kind == "file") if manifest else 0
+    if manifest is None:
         raise BundleError(
             f"the bundle carries outputs ({printable(checked[0])}) but no run/manifest.json "
             "to check them against",
             member=f"run/{checked[0]}",
         )
-    listed = Manifest.from_json(path.read_bytes()).by_path()
+    listed = manifest.by_path()
     for rel in sorted(checked):
         entry = listed.get(rel)
         digest, size = outputs[rel]
@@ -257,7 +255,7 @@ def _verify_outputs(staging: Path, outputs: dict[str, tuple[str, int]]) -> tuple
     return len(checked), absent
 
 
-def _verify_run(staging: Path, header: Header) -> dict[str, Any]:
+def _verify_run(staging: Path, header: Header) -> tuple[dict[str, Any], Manifest | None]:
     """The staged run.json: a valid record (every name checked), of the run the header names,
     finished, made with the image the bundle carries."""
     path = staging / "run" / keys.RUN_JSON
@@ -275,7 +273,7 @@ def _verify_run(staging: Path, header: Header) -> dict[str, Any]:
             f"the header says {header.run_id!r} of {header.experiment!r}",
             member="run/run.json",
         )
-    _verify_manifest(staging / "run" / keys.RUN_MANIFEST, record.get("manifest"))
+    manifest = _verify_manifest(staging / "run" / keys.RUN_MANIFEST, record.get("manifest"))
     if record["run_id"][:15] > (datetime.now(UTC) + timedelta(days=1)).strftime("%Y%m%d-%H%M%S"):
         raise BundleError(  # it would be every later "latest" here
             f"run {record['run_id']} is dated in the future: a run id is when the run began",
@@ -286,17 +284,18 @@ def _verify_run(staging: Path, header: Header) -> dict[str, Any]:
             f"run/run.json says the run is still {record['status']!r}: only finished runs are bundled",
             member="run/run.json",
         )
-    return record
+    return record, manifest
 
 
-def _verify_manifest(path: Path, recorded: dict[str, Any] | None) -> None:
-    """The bundle's manifest is the one its record names (by the hash of its text, its size
-    and whether it is complete), and valid; a record that names none comes without one."""
+def _verify_manifest(path: Path, recorded: dict[str, Any] | None) -> Manifest | None:
+    """The bundle's manifest, parsed once: the one its record names (by the hash of its text,
+    its size and whether it is complete), and valid; a record that names none comes without
+    one."""
     member = f"run/{keys.RUN_MANIFEST}"
     if not path.is_file():
         if recorded:
             raise BundleError(f"run.json names a manifest, and the bundle has no {member}")
-        return
+        return None
     raw = path.read_bytes()
     try:
         manifest = Manifest.from_json(raw)
@@ -311,6 +310,7 @@ def _verify_manifest(path: Path, recorded: dict[str, Any] | None) -> None:
             "outputs' record was altered after the run",
             member=member,
         )
+    return manifest
 
 
 def _verify_image(engine: Engine, header: Header, record: dict[str, Any]) -> None:
